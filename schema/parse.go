@@ -1,0 +1,155 @@
+package schema
+
+import (
+	"errors"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/alecthomas/participle/v2"
+	"github.com/alecthomas/participle/v2/lexer"
+)
+
+var tschLexer = lexer.MustSimple([]lexer.SimpleRule{
+	{Name: "Comment", Pattern: `//[^\n]*|/\*([^*]|\*+[^*/])*\*+/`},
+	{Name: "String", Pattern: `"(\\.|[^"\\\n])*"`},
+	{Name: "Int", Pattern: `0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*`},
+	{Name: "Ident", Pattern: `[A-Za-z_][A-Za-z0-9_]*`},
+	{Name: "Punct", Pattern: `[-@{}\[\]();:=,]`},
+	{Name: "Whitespace", Pattern: `[ \t\r\n\f]+`},
+})
+
+var tschParser = participle.MustBuild[astFile](
+	participle.Lexer(tschLexer),
+	participle.Elide("Comment", "Whitespace"),
+	participle.Unquote("String"),
+)
+
+// comment is one source comment, kept for doc comments and for fmt.
+type comment struct {
+	Pos  Position
+	Text string // as written, including the // or /* */ markers
+}
+
+func (c comment) isDoc() bool {
+	return strings.HasPrefix(c.Text, "///") && !strings.HasPrefix(c.Text, "////")
+}
+
+func toPosition(p lexer.Position) Position {
+	return Position{Filename: p.Filename, Offset: p.Offset, Line: p.Line, Column: p.Column}
+}
+
+// parseFile parses one source file. On a syntax error it reports one
+// diagnostic and returns a nil AST: the grammar is small enough that the
+// first syntax error is almost always the one that matters, and semantic
+// checks on a half-parsed file would only add noise.
+func parseFile(dg *diagnoser, filename string, src []byte) (*astFile, []comment) {
+	if !utf8.Valid(src) {
+		off := firstInvalidUTF8(src)
+		dg.errorf(positionAt(filename, src, off), "invalid UTF-8 encoding (schema files are UTF-8 text)")
+		return nil, nil
+	}
+	comments, ok := scanComments(dg, filename, src)
+	if !ok {
+		return nil, nil
+	}
+	file, err := tschParser.ParseBytes(filename, src)
+	if err != nil {
+		reportSyntaxError(dg, filename, src, err)
+		return nil, nil
+	}
+	return file, comments
+}
+
+// scanComments lexes the file once to collect comments with positions and to
+// turn lexer failures into precise diagnostics.
+func scanComments(dg *diagnoser, filename string, src []byte) ([]comment, bool) {
+	lex, err := tschLexer.LexString(filename, string(src))
+	if err != nil {
+		dg.errorf(positionAt(filename, src, 0), "%v", err)
+		return nil, false
+	}
+	commentType := tschLexer.Symbols()["Comment"]
+	var out []comment
+	for {
+		tok, err := lex.Next()
+		if err != nil {
+			reportSyntaxError(dg, filename, src, err)
+			return nil, false
+		}
+		if tok.EOF() {
+			return out, true
+		}
+		if tok.Type == commentType {
+			out = append(out, comment{Pos: toPosition(tok.Pos), Text: tok.Value})
+		}
+	}
+}
+
+func reportSyntaxError(dg *diagnoser, filename string, src []byte, err error) {
+	var perr participle.Error
+	if !errors.As(err, &perr) {
+		dg.errorf(positionAt(filename, src, 0), "%v", err)
+		return
+	}
+	pos := toPosition(perr.Position())
+	if pos.Filename == "" {
+		pos.Filename = filename
+	}
+	msg := perr.Message()
+	var lerr *lexer.Error
+	if errors.As(err, &lerr) {
+		rest := src[min(pos.Offset, len(src)):]
+		switch {
+		case len(rest) >= 2 && rest[0] == '/' && rest[1] == '*':
+			msg = "unterminated block comment"
+		case len(rest) >= 1 && rest[0] == '"':
+			msg = "unterminated string literal"
+		case len(rest) >= 1:
+			r, _ := utf8.DecodeRune(rest)
+			msg = "unexpected character " + quoteRune(r)
+		}
+	} else {
+		msg = strings.ReplaceAll(msg, `unexpected token "<EOF>"`, "unexpected end of file")
+	}
+	dg.errorf(pos, "%s", msg)
+}
+
+func quoteRune(r rune) string {
+	if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+		return "U+" + hex4(r)
+	}
+	return "'" + string(r) + "'"
+}
+
+func hex4(r rune) string {
+	const digits = "0123456789ABCDEF"
+	b := []byte{digits[(r>>12)&15], digits[(r>>8)&15], digits[(r>>4)&15], digits[r&15]}
+	return string(b)
+}
+
+func firstInvalidUTF8(src []byte) int {
+	for off := 0; off < len(src); {
+		r, n := utf8.DecodeRune(src[off:])
+		if r == utf8.RuneError && n <= 1 {
+			return off
+		}
+		off += n
+	}
+	return len(src)
+}
+
+// positionAt computes the line and column of a byte offset.
+func positionAt(filename string, src []byte, off int) Position {
+	off = max(0, min(off, len(src)))
+	line, col := 1, 1
+	for i := 0; i < off; {
+		r, n := utf8.DecodeRune(src[i:])
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += n
+	}
+	return Position{Filename: filename, Offset: off, Line: line, Column: col}
+}
