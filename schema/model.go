@@ -130,6 +130,16 @@ func (t *Type) Name() string {
 	return ""
 }
 
+// NaturalAlign is the type's alignment ignoring @align (see
+// Struct.NaturalAlign).
+func (t *Type) NaturalAlign() int {
+	in := t.Innermost()
+	if in.Kind == KindStruct {
+		return in.Struct.NaturalAlign
+	}
+	return in.Align
+}
+
 // Innermost returns the element type under every array dimension.
 func (t *Type) Innermost() *Type {
 	for t.Kind == KindArray {
@@ -253,6 +263,10 @@ type Struct struct {
 	Size        int
 	Align       int
 	AlignAttr   int // the @align(N) value, 0 when absent
+	// NaturalAlign is the alignment with every @align removed, recursively:
+	// what a language without alignas (Go, ctypes) gives the struct. Offsets
+	// and Size are always those of Align.
+	NaturalAlign int
 	Deprecated  bool
 	Fingerprint uint64
 	// Canonical is the canonical layout text the fingerprint hashes.

@@ -467,7 +467,7 @@ func (c *compiler) layout(s *Struct, path []*Struct) bool {
 	lf := c.lfOf[s]
 	path = append(path, s)
 	ok := len(s.Fields) > 0
-	offset, align := 0, 1
+	offset, align, natural := 0, 1, 1
 	fieldAST := map[string]*astField{}
 	for _, af := range ast.Fields {
 		if _, seen := fieldAST[af.Name.Value]; !seen {
@@ -486,6 +486,7 @@ func (c *compiler) layout(s *Struct, path []*Struct) bool {
 		f.Offset = offset
 		offset += t.Size
 		align = max(align, t.Align)
+		natural = max(natural, t.NaturalAlign())
 		if offset > MaxMessageSize {
 			c.dg.errorf(f.Pos, "%s %s is larger than %d bytes (1 MiB) at field %s", s.Kind(), s.Name, MaxMessageSize, f.Name)
 			return false
@@ -502,6 +503,7 @@ func (c *compiler) layout(s *Struct, path []*Struct) bool {
 		align = s.AlignAttr
 	}
 	s.Align = align
+	s.NaturalAlign = natural
 	s.Size = alignUp(offset, align)
 	if s.Size > MaxMessageSize {
 		c.dg.errorf(s.Pos, "%s %s is %d bytes, above the limit of %d bytes (1 MiB)", s.Kind(), s.Name, s.Size, MaxMessageSize)
