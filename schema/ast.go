@@ -82,7 +82,8 @@ type astStruct struct {
 type astField struct {
 	Pos         lexer.Position
 	Annotations []*astAnnotation `parser:"@@*"`
-	Name        *astName         `parser:"@@ ':'"`
+	Name        *astName         `parser:"@@"`
+	Colon       bool             `parser:"@':'?"`
 	Type        *astType         `parser:"@@ ';'"`
 	EndPos      lexer.Position
 }

@@ -122,6 +122,9 @@ type compiler struct {
 	layouts map[*Struct]layoutState
 	structs map[*Struct]*astStruct
 	lfOf    map[*Struct]*loadedFile
+	// fatal is set when a file could not be read, parsed or imported:
+	// semantic checks on an incomplete package would only add noise.
+	fatal bool
 	// constResolving guards against constants defined in terms of themselves.
 	constResolving map[*Const]bool
 }
@@ -145,7 +148,7 @@ func (c *compiler) run(paths []string) *Schema {
 			s.Files = append(s.Files, lf.file)
 		}
 	}
-	if len(c.dg.list) > 0 {
+	if c.fatal {
 		return nil
 	}
 	for _, lf := range c.order {
@@ -176,7 +179,8 @@ func (c *compiler) load(path string, from *loadedFile, at Position) *loadedFile 
 	}
 	if lf, ok := c.byPath[key]; ok {
 		if lf.state == 1 {
-			c.dg.errorf(at, "import cycle: %s imports %s, which imports it back", from.file.Path, path)
+			c.fatal = true
+		c.dg.errorf(at, "import cycle: %s imports %s, which imports it back", from.file.Path, path)
 			return nil
 		}
 		return lf
@@ -190,6 +194,7 @@ func (c *compiler) load(path string, from *loadedFile, at Position) *loadedFile 
 		case errors.Is(err, fs.ErrPermission):
 			msg = "permission denied"
 		}
+		c.fatal = true
 		if from != nil {
 			c.dg.errorf(at, "import %q not found: %s", filepath.Base(path), msg)
 		} else {
@@ -198,6 +203,7 @@ func (c *compiler) load(path string, from *loadedFile, at Position) *loadedFile 
 		return nil
 	}
 	if len(src) > MaxFileSize {
+		c.fatal = true
 		c.dg.errorf(Position{Filename: path, Line: 1, Column: 1}, "file is %d bytes, above the %d byte limit for a schema", len(src), MaxFileSize)
 		return nil
 	}
@@ -206,6 +212,7 @@ func (c *compiler) load(path string, from *loadedFile, at Position) *loadedFile 
 	c.byPath[key] = lf
 	ast, comments := parseFile(c.dg, path, src)
 	if ast == nil {
+		c.fatal = true
 		lf.state = 2
 		return nil
 	}
@@ -221,6 +228,7 @@ func (c *compiler) load(path string, from *loadedFile, at Position) *loadedFile 
 			target = filepath.Join(filepath.Dir(path), target)
 		}
 		if !strings.HasSuffix(target, ".tsch") {
+			c.fatal = true
 			c.dg.errorf(ipos, "import %q: schema files end in .tsch", imp.Path)
 			continue
 		}
@@ -229,6 +237,7 @@ func (c *compiler) load(path string, from *loadedFile, at Position) *loadedFile 
 			continue
 		}
 		if dep.file.Package != lf.file.Package {
+			c.fatal = true
 			c.dg.errorf(ipos, "import %q declares package %s, not %s: cross-package imports are not supported yet", imp.Path, dep.file.Package, lf.file.Package)
 			continue
 		}

@@ -109,7 +109,11 @@ func reportSyntaxError(dg *diagnoser, filename string, src []byte, err error) {
 			msg = "unexpected character " + quoteRune(r)
 		}
 	} else {
-		msg = strings.ReplaceAll(msg, `unexpected token "<EOF>"`, "unexpected end of file")
+		msg = grammarNames.Replace(strings.ReplaceAll(msg, `unexpected token "<EOF>"`, "unexpected end of file"))
+		if !startsWithPackage(src) {
+			msg = "a schema file starts with a package clause: package NAME;"
+			pos = positionAt(filename, src, firstTokenOffset(src))
+		}
 	}
 	dg.errorf(pos, "%s", msg)
 }
@@ -153,3 +157,52 @@ func positionAt(filename string, src []byte, off int) Position {
 	}
 	return Position{Filename: filename, Offset: off, Line: line, Column: col}
 }
+
+// startsWithPackage reports whether the first token after blanks and
+// comments is the word package.
+func startsWithPackage(src []byte) bool {
+	off := firstTokenOffset(src)
+	rest := src[off:]
+	return len(rest) >= 7 && string(rest[:7]) == "package" && (len(rest) == 7 || !isIdentByte(rest[7]))
+}
+
+func isIdentByte(b byte) bool {
+	return b == '_' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+}
+
+// firstTokenOffset skips blanks and comments.
+func firstTokenOffset(src []byte) int {
+	i := 0
+	for i < len(src) {
+		switch {
+		case src[i] == ' ' || src[i] == '\t' || src[i] == '\n' || src[i] == '\r' || src[i] == '\f':
+			i++
+		case i+1 < len(src) && src[i] == '/' && src[i+1] == '/':
+			for i < len(src) && src[i] != '\n' {
+				i++
+			}
+		case i+1 < len(src) && src[i] == '/' && src[i+1] == '*':
+			end := strings.Index(string(src[i+2:]), "*/")
+			if end < 0 {
+				return i
+			}
+			i += end + 4
+		default:
+			return i
+		}
+	}
+	return i
+}
+
+// grammarNames turns the parser's production names into words.
+var grammarNames = strings.NewReplacer(
+	"expected (<int> | AstName)", "expected an integer or a constant name",
+	"expected AstName", "expected a name",
+	"expected AstType", "expected a type",
+	"expected AstValue", "expected an integer or a constant name",
+	"expected AstDim", "expected an array length",
+	"expected AstAnnotation", "expected an annotation",
+	"expected AstMember", "expected a member",
+	"expected AstField", "expected a field",
+	"expected AstDecl", "expected a declaration",
+)

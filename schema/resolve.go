@@ -68,6 +68,9 @@ func (c *compiler) declareOne(lf *loadedFile, d *astDecl, docs map[int]Doc) {
 				continue
 			}
 			seen[af.Name.Value] = af
+			if !af.Colon {
+				c.dg.errorf(toPosition(af.Type.Pos), "expected ':' between field name %s and its type", af.Name.Value)
+			}
 			c.checkCase(af.Name, snakeRe, "field", "lower_snake_case")
 			fld := &Field{Name: af.Name.Value, Doc: docs[af.Pos.Line], Pos: toPosition(af.Name.Pos)}
 			fld.Deprecated = c.annotations(af.Annotations, "field", nil)
