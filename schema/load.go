@@ -180,7 +180,7 @@ func (c *compiler) load(path string, from *loadedFile, at Position) *loadedFile 
 	if lf, ok := c.byPath[key]; ok {
 		if lf.state == 1 {
 			c.fatal = true
-		c.dg.errorf(at, "import cycle: %s imports %s, which imports it back", from.file.Path, path)
+			c.dg.errorf(at, "import cycle: %s imports %s, which imports it back", from.file.Path, path)
 			return nil
 		}
 		return lf

@@ -255,20 +255,20 @@ type Member struct {
 // Struct is a struct or, when IsMessage is set, a message: a struct with a
 // wire identity (type id and fingerprint).
 type Struct struct {
-	Name        string
-	Doc         Doc
-	IsMessage   bool
-	ID          uint32 // messages only
-	Fields      []*Field
-	Size        int
-	Align       int
-	AlignAttr   int // the @align(N) value, 0 when absent
+	Name      string
+	Doc       Doc
+	IsMessage bool
+	ID        uint32 // messages only
+	Fields    []*Field
+	Size      int
+	Align     int
+	AlignAttr int // the @align(N) value, 0 when absent
 	// NaturalAlign is the alignment with every @align removed, recursively:
 	// what a language without alignas (Go, ctypes) gives the struct. Offsets
 	// and Size are always those of Align.
 	NaturalAlign int
-	Deprecated  bool
-	Fingerprint uint64
+	Deprecated   bool
+	Fingerprint  uint64
 	// Canonical is the canonical layout text the fingerprint hashes.
 	Canonical string
 	Pos       Position
