@@ -15,17 +15,20 @@ type astFile struct {
 }
 
 type astPackage struct {
-	Pos  lexer.Position
-	Name *astName `parser:"'package' @@ ';'"`
+	Pos    lexer.Position
+	EndPos lexer.Position
+	Name   *astName `parser:"'package' @@ ';'"`
 }
 
 type astImport struct {
-	Pos  lexer.Position
-	Path string `parser:"'import' @String ';'"`
+	Pos    lexer.Position
+	EndPos lexer.Position
+	Path   string `parser:"'import' @String ';'"`
 }
 
 type astDecl struct {
 	Pos         lexer.Position
+	EndPos      lexer.Position
 	Annotations []*astAnnotation `parser:"@@*"`
 	Const       *astConst        `parser:"( @@"`
 	Enum        *astEnum         `parser:"| @@"`
