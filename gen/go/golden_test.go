@@ -2,6 +2,7 @@ package gengo_test
 
 import (
 	"flag"
+	"go/format"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,6 +27,10 @@ func TestGolden(t *testing.T) {
 		t.Run(f.Stem(), func(t *testing.T) {
 			got, err := gengo.Generate(f)
 			require.NoError(t, err)
+			formatted, err := format.Source(got)
+			require.NoError(t, err)
+			require.Equal(t, string(formatted), string(got), "output must be gofmt'd")
+
 			path := filepath.Join("../../golden/go", gengo.FileName(f))
 			if *update {
 				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
@@ -34,6 +39,11 @@ func TestGolden(t *testing.T) {
 			want, err := os.ReadFile(path)
 			require.NoError(t, err, "missing golden; run go test ./gen/go -update")
 			require.Equal(t, string(want), string(got), "generated Go drifted from %s; run go test ./gen/go -update if intended", path)
+
+			// The go generate example checks its output in too: it must be fresh.
+			checkedIn, err := os.ReadFile(filepath.Join("../../examples/market", gengo.FileName(f)))
+			require.NoError(t, err)
+			require.Equal(t, string(got), string(checkedIn), "examples/market is stale: run go generate ./examples/market")
 
 			again, err := gengo.Generate(f)
 			require.NoError(t, err)
