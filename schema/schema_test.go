@@ -237,3 +237,29 @@ func itoa(i int) string {
 	}
 	return itoa(i/10) + digits[i%10:i%10+1]
 }
+
+// TestFingerprintSpec pins docs/FINGERPRINT.md: the canonical text of the
+// seed message and its hash (checkable with `sha256sum | cut -c1-16`).
+func TestFingerprintSpec(t *testing.T) {
+	s, err := schema.Load("../examples/Message.tsch")
+	require.NoError(t, err)
+	m := s.Files[0].Structs[0]
+	assert.Equal(t, "tachyon-layout/1\n"+
+		"message market.Message id=1 size=64 align=8\n"+
+		"field seq u64 offset=0 size=8\n"+
+		"field timestamp_ns u64 offset=8 size=8\n"+
+		"field payload [48]u8 offset=16 size=48\n", m.Canonical)
+	assert.Equal(t, uint64(0x1b43e6c9e14a376c), m.Fingerprint)
+
+	s, err = schema.Load("../examples/book.tsch")
+	require.NoError(t, err)
+	for _, st := range s.Files[0].Structs {
+		if st.Name == "Tape" {
+			// Nested types follow the root once each, breadth first.
+			assert.Contains(t, st.Canonical, "field trades [4]market.Trade offset=8 size=64\n")
+			assert.Contains(t, st.Canonical, "\nstruct market.Book size=192 align=64\n")
+			assert.Contains(t, st.Canonical, "\nenum market.Side u8\n")
+			assert.Equal(t, 1, strings.Count(st.Canonical, "struct market.Level "))
+		}
+	}
+}
