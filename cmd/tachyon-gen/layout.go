@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/tachyon-io/tachyon/schema"
 )
@@ -70,7 +69,8 @@ func layoutDocs(files []*schema.File) []*schema.LayoutDoc {
 	return docs
 }
 
-// printLayoutTable prints one struct as a pahole-style table.
+// printLayoutTable prints one struct as a pahole-style table: offsets and
+// sizes right-aligned, names and types left-aligned, holes shown in place.
 func printLayoutTable(w io.Writer, s *schema.Struct) {
 	head := fmt.Sprintf("%s %s.%s", s.Kind(), s.File.Package, s.Name)
 	if s.IsMessage {
@@ -78,22 +78,29 @@ func printLayoutTable(w io.Writer, s *schema.Struct) {
 	}
 	fmt.Fprintf(w, "%s  size=%d align=%d fingerprint=%s  (%s)\n", head, s.Size, s.Align,
 		schema.FormatFingerprint(s.Fingerprint), filepath.Base(s.File.Path))
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "  offset\tsize\t \tfield\ttype\t")
+	type row struct{ off, size, name, typ string }
+	rows := []row{{"offset", "size", "field", "type"}}
 	holes := 0
 	for _, sl := range s.Slots() {
 		if sl.Field == nil {
 			holes++
-			fmt.Fprintf(tw, "  %d\t%d\t \t/* padding: %d byte hole */\t\t\n", sl.Offset, sl.Size, sl.Size)
+			rows = append(rows, row{fmt.Sprint(sl.Offset), fmt.Sprint(sl.Size), fmt.Sprintf("/* padding: %d byte hole */", sl.Size), ""})
 			continue
 		}
 		name := sl.Field.Name
 		if sl.Field.Deprecated {
 			name += " (deprecated)"
 		}
-		fmt.Fprintf(tw, "  %d\t%d\t \t%s\t%s\t\n", sl.Offset, sl.Size, name, sl.Field.Type)
+		rows = append(rows, row{fmt.Sprint(sl.Offset), fmt.Sprint(sl.Size), name, sl.Field.Type.String()})
 	}
-	tw.Flush()
+	wo, ws, wn := 0, 0, 0
+	for _, r := range rows {
+		wo, ws, wn = max(wo, len(r.off)), max(ws, len(r.size)), max(wn, len(r.name))
+	}
+	for _, r := range rows {
+		line := fmt.Sprintf("  %*s  %*s  %-*s  %s", wo, r.off, ws, r.size, wn, r.name, r.typ)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
+	}
 	fmt.Fprintf(w, "  /* size: %d, members: %d, holes: %d, padding bytes: %d */\n\n", s.Size, len(s.Fields), holes, s.Padding())
 }
 
