@@ -52,7 +52,21 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+// guard turns a panic (a bug in tachyon-gen, never a user error) into a one-
+// line report and exit status 1 instead of a Go stack trace. Set
+// TACHYON_DEBUG=1 to get the trace.
+func guard(stderr io.Writer, code *int) {
+	if os.Getenv("TACHYON_DEBUG") != "" {
+		return
+	}
+	if r := recover(); r != nil {
+		fmt.Fprintf(stderr, "tachyon-gen: internal error: %v\n(this is a bug in tachyon-gen; rerun with TACHYON_DEBUG=1 for a stack trace and report it)\n", r)
+		*code = exitError
+	}
+}
+
+func run(args []string, stdout, stderr io.Writer) (code int) {
+	defer guard(stderr, &code)
 	env := &cliEnv{stdout: stdout, stderr: stderr}
 	if len(args) == 0 {
 		usage(stderr)
