@@ -59,8 +59,11 @@ golden:
 fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./schema ./gen/...
+bench: bench-python
+	$(GO) test -run '^$$' -bench . -benchmem ./schema ./gen/... ./examples/...
+
+bench-python: venv
+	$(PY) tests/python/bench_decode.py
 
 bench-quick:
 	$(GO) test -run '^$$' -bench . -benchtime 100x ./schema ./gen/...
