@@ -9,15 +9,6 @@ import (
 	"github.com/alecthomas/participle/v2/lexer"
 )
 
-var tschLexer = lexer.MustSimple([]lexer.SimpleRule{
-	{Name: "Comment", Pattern: `//[^\n]*|/\*([^*]|\*+[^*/])*\*+/`},
-	{Name: "String", Pattern: `"(\\.|[^"\\\n])*"`},
-	{Name: "Int", Pattern: `0[xX][0-9a-fA-F_]+|0[bB][01_]+|[0-9][0-9_]*`},
-	{Name: "Ident", Pattern: `[A-Za-z_][A-Za-z0-9_]*`},
-	{Name: "Punct", Pattern: `[-@{}\[\]();:=,]`},
-	{Name: "Whitespace", Pattern: `[ \t\r\n\f]+`},
-})
-
 var tschParser = participle.MustBuild[astFile](
 	participle.Lexer(tschLexer),
 	participle.Elide("Comment", "Whitespace"),
@@ -63,12 +54,12 @@ func parseFile(dg *diagnoser, filename string, src []byte) (*astFile, []comment)
 // scanComments lexes the file once to collect comments with positions and to
 // turn lexer failures into precise diagnostics.
 func scanComments(dg *diagnoser, filename string, src []byte) ([]comment, bool) {
-	lex, err := tschLexer.LexString(filename, string(src))
+	lex, err := tschDefinition{}.LexBytes(filename, src)
 	if err != nil {
 		dg.errorf(positionAt(filename, src, 0), "%v", err)
 		return nil, false
 	}
-	commentType := tschLexer.Symbols()["Comment"]
+	commentType := tokComment
 	var out []comment
 	for {
 		tok, err := lex.Next()
