@@ -1,0 +1,13 @@
+//go:build !amd64
+
+package ring
+
+import "sync/atomic"
+
+var fenceWord uint64
+
+// loadFence orders the plain loads of a message copy before the atomic
+// stamp re-check on weakly ordered CPUs: an atomic read-modify-write is a
+// full barrier in Go's implementation. ABI v1 is specified for x86-64 only
+// (ABI.md "Platform"); this keeps the Go side correct elsewhere.
+func loadFence() { atomic.AddUint64(&fenceWord, 0) }

@@ -1,0 +1,476 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"os"
+	"reflect"
+	"time"
+	"unsafe"
+)
+
+// Options configure a ring at creation. The zero value is valid: a Block
+// ring of DefaultCapacity slots, DefaultMaxSubscribers entries, no batching,
+// mode 0600.
+type Options struct {
+	// Capacity is the slot count, a power of two (default DefaultCapacity).
+	Capacity int
+	// MaxSubscribers is the subscriber table size (default
+	// DefaultMaxSubscribers).
+	MaxSubscribers int
+	// Policy is the producer's behaviour when the ring is full.
+	Policy Policy
+	// Batch is K: the tail is published every K commits, on Flush, before
+	// the producer waits, and whenever a subscriber sleeps. 0 or 1 publishes
+	// every commit; at most Capacity/2.
+	Batch int
+	// Timeout bounds one Block publish (ErrTimeout); 0 waits as long as the
+	// blocking subscriber is alive and progressing.
+	Timeout time.Duration
+	// LivenessTimeout is how long a Block producer waits on a live
+	// subscriber that makes no progress before evicting it (default
+	// DefaultLivenessTimeout). A dead subscriber is reclaimed within one
+	// Watchdog period regardless.
+	LivenessTimeout time.Duration
+	// Mode is the segment's permission bits (default 0600); it is applied
+	// with fchmod, so the umask does not filter it. World-writable modes
+	// are refused.
+	Mode os.FileMode
+
+	// spin overrides defaultSpin (tests: 0 forces parking).
+	spin int
+}
+
+// SubscribeOptions configure a subscriber at attach.
+type SubscribeOptions struct {
+	// MaxLag is 0 for an unlimited (critical) subscriber: a Block or
+	// DropNewest producer never overwrites a message it has not read. A
+	// finite MaxLag (1..Capacity) makes a lossy subscriber: the producer
+	// never waits for it, and whenever it falls more than MaxLag behind
+	// the tail or is lapped it skips ahead, counting every skipped message
+	// as dropped.
+	MaxLag int
+	// ReadyTimeout bounds the wait for a segment still being initialised
+	// (default 1s).
+	ReadyTimeout time.Duration
+	// AllowForeignOwner accepts a segment owned by another uid.
+	AllowForeignOwner bool
+
+	spin int
+}
+
+func (o *Options) normalize() error {
+	bad := func(f string, a ...any) error { return fmt.Errorf("%w: "+f, append([]any{ErrInvalidOptions}, a...)...) }
+	if o.Capacity == 0 {
+		o.Capacity = DefaultCapacity
+	}
+	if o.MaxSubscribers == 0 {
+		o.MaxSubscribers = DefaultMaxSubscribers
+	}
+	if o.Batch == 0 {
+		o.Batch = 1
+	}
+	if o.LivenessTimeout == 0 {
+		o.LivenessTimeout = DefaultLivenessTimeout
+	}
+	if o.Mode == 0 {
+		o.Mode = 0o600
+	}
+	if o.spin == 0 {
+		o.spin = defaultSpin
+	} else if o.spin < 0 {
+		o.spin = 0
+	}
+	switch {
+	case o.Capacity < 2 || o.Capacity&(o.Capacity-1) != 0 || o.Capacity > MaxCapacity:
+		return bad("capacity %d is not a power of two in [2, %d]", o.Capacity, MaxCapacity)
+	case o.MaxSubscribers < 1 || o.MaxSubscribers > MaxSubscribers:
+		return bad("max subscribers %d outside [1, %d]", o.MaxSubscribers, MaxSubscribers)
+	case o.Batch < 1 || o.Batch > o.Capacity/2:
+		return bad("batch %d outside [1, %d]", o.Batch, o.Capacity/2)
+	case o.Policy > DropOldest:
+		return bad("policy %d", uint32(o.Policy))
+	case o.Timeout < 0 || o.LivenessTimeout < 0:
+		return bad("negative timeout")
+	case o.Mode&^os.ModePerm != 0 || o.Mode&0o002 != 0:
+		return bad("mode %v (permission bits only, not world-writable)", o.Mode)
+	}
+	return nil
+}
+
+// identity is a Go message type's wire identity.
+type identity struct {
+	fingerprint uint64
+	typeID      uint32
+	size, align uint64
+}
+
+// identityOf checks that T can live in a segment (its Go size is its
+// declared size; it holds no pointers) and returns its identity.
+func identityOf[T Layout]() (identity, error) {
+	var zero T
+	id := identity{zero.TachyonFingerprint(), zero.TachyonTypeID(), uint64(zero.TachyonSize()), uint64(zero.TachyonAlign())}
+	rt := reflect.TypeFor[T]()
+	switch {
+	case zero.TachyonSize() <= 0 || uintptr(zero.TachyonSize()) != unsafe.Sizeof(zero):
+		return id, fmt.Errorf("%w: type %v: TachyonSize %d, Go size %d", ErrMismatch, rt, zero.TachyonSize(), unsafe.Sizeof(zero))
+	case zero.TachyonAlign() <= 0 || !isPow2(id.align) || uintptr(zero.TachyonAlign()) < unsafe.Alignof(zero):
+		return id, fmt.Errorf("%w: type %v: TachyonAlign %d, Go alignment %d", ErrMismatch, rt, zero.TachyonAlign(), unsafe.Alignof(zero))
+	case hasPointers(rt):
+		return id, fmt.Errorf("%w: type %v holds pointers and cannot live in shared memory", ErrMismatch, rt)
+	}
+	return id, nil
+}
+
+func hasPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return false
+	case reflect.Array:
+		return t.Len() > 0 && hasPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if hasPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
+}
+
+// checkIdentity compares a ring header with T's identity.
+func checkIdentity(op, name string, h *header, id identity) error {
+	mismatch := func(field string, got, want uint64) error {
+		return fmt.Errorf("%s %q: %w: %s %#x, want %#x", op, name, ErrMismatch, field, got, want)
+	}
+	switch {
+	case h.fingerprint != id.fingerprint:
+		return mismatch("fingerprint", h.fingerprint, id.fingerprint)
+	case h.typeID != id.typeID:
+		return mismatch("type id", uint64(h.typeID), uint64(id.typeID))
+	case h.geo.msgSize != id.size:
+		return mismatch("message size", h.geo.msgSize, id.size)
+	case h.geo.msgAlign != id.align:
+		return mismatch("message alignment", h.geo.msgAlign, id.align)
+	}
+	return nil
+}
+
+func newHeader[T Layout](op, name string, opts *Options) (header, error) {
+	id, err := identityOf[T]()
+	if err != nil {
+		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	if err := opts.normalize(); err != nil {
+		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	g, err := computeGeometry(id.size, id.align, uint64(opts.Capacity), uint64(opts.MaxSubscribers))
+	if err != nil {
+		return header{}, fmt.Errorf("%s %q: %w: %v", op, name, ErrInvalidOptions, err)
+	}
+	return header{
+		fingerprint: id.fingerprint,
+		typeID:      id.typeID,
+		policy:      opts.Policy,
+		batch:       uint32(opts.Batch),
+		livenessNs:  uint64(opts.LivenessTimeout),
+		createdNs:   uint64(time.Now().UnixNano()),
+		geo:         g,
+	}, nil
+}
+
+// Publisher is the single producer of a ring of T. It is not safe for
+// concurrent use.
+type Publisher[T Layout] struct {
+	p     *producer
+	s     *shm
+	owner bool // unlink the name on Close
+}
+
+// Create creates the named ring for messages of type T and returns its
+// publisher, the segment's owner: Close unlinks the name. The name must pass
+// ValidateName; an existing segment of that name is an error (ErrExists).
+func Create[T Layout](name string, opts Options) (*Publisher[T], error) {
+	if err := ValidateName(name); err != nil {
+		return nil, fmt.Errorf("create: %w", err)
+	}
+	hdr, err := newHeader[T]("create", name, &opts)
+	if err != nil {
+		return nil, err
+	}
+	s, err := createSegment(name, &hdr, opts.Mode)
+	if err != nil {
+		return nil, err
+	}
+	return &Publisher[T]{p: newProducer(s, opts.Timeout, opts.spin), s: s, owner: true}, nil
+}
+
+// Name returns the ring's name.
+func (p *Publisher[T]) Name() string { return p.s.name }
+
+// Claim reserves the next slot and returns it for in-place filling; Commit
+// publishes it. Claim without Commit returns the same slot again. On a full
+// ring it waits (Block, up to Options.Timeout: ErrTimeout) or returns ErrFull
+// (DropNewest); DropOldest never waits. The pointer is valid until Commit.
+func (p *Publisher[T]) Claim() (*T, error) {
+	m, err := p.p.claim()
+	if err != nil {
+		return nil, err
+	}
+	return (*T)(m), nil
+}
+
+// Commit publishes the claimed slot (the tail becomes visible per
+// Options.Batch).
+func (p *Publisher[T]) Commit() error { return p.p.commit() }
+
+// Publish copies msg into the next slot and commits it.
+func (p *Publisher[T]) Publish(msg *T) error {
+	m, err := p.p.claim()
+	if err != nil {
+		return err
+	}
+	if raceEnabled {
+		copyToSlot(m, unsafe.Pointer(msg), uintptr(p.s.hdr.geo.slotSize-p.s.hdr.geo.slotMsgOff))
+	} else {
+		*(*T)(m) = *msg
+	}
+	return p.p.commit()
+}
+
+// Flush makes every committed message visible to subscribers now.
+func (p *Publisher[T]) Flush() { p.p.flush() }
+
+// Published returns how many messages have been committed.
+func (p *Publisher[T]) Published() uint64 { return p.p.cursor }
+
+// Dropped returns how many messages DropNewest rejected.
+func (p *Publisher[T]) Dropped() uint64 { return p.p.dropped }
+
+// Close flushes, marks the ring closed (subscribers drain it, then receive
+// ErrClosed), releases the segment and, for the owner, unlinks its name.
+// Pointers from Claim are invalid afterwards.
+func (p *Publisher[T]) Close() error {
+	if p.s == nil {
+		return nil
+	}
+	p.p.close()
+	var err error
+	if p.owner {
+		err = unlinkSegment(p.s.name)
+	}
+	err = errors.Join(err, p.s.host.release())
+	p.s = nil
+	return err
+}
+
+// Subscriber is one registered reader of a ring of T. It is not safe for
+// concurrent use.
+type Subscriber[T Layout] struct {
+	c   *consumer
+	s   *shm
+	buf T // Messages' copy
+}
+
+// Attach opens the named ring, checks it against T (fingerprint, type id,
+// size, alignment; ErrMismatch names both values) and registers a
+// subscriber. It reads messages published after it registered.
+func Attach[T Layout](name string, opts SubscribeOptions) (*Subscriber[T], error) {
+	if err := ValidateName(name); err != nil {
+		return nil, fmt.Errorf("attach: %w", err)
+	}
+	id, err := identityOf[T]()
+	if err != nil {
+		return nil, fmt.Errorf("attach %q: %w", name, err)
+	}
+	if opts.MaxLag < 0 {
+		return nil, fmt.Errorf("attach %q: %w: negative max lag", name, ErrInvalidOptions)
+	}
+	if opts.ReadyTimeout == 0 {
+		opts.ReadyTimeout = time.Second
+	}
+	s, err := openSegment("attach", name, true, opts.ReadyTimeout, opts.AllowForeignOwner)
+	if err != nil {
+		return nil, err
+	}
+	return subscribe[T](s, id, opts)
+}
+
+func subscribe[T Layout](s *shm, id identity, opts SubscribeOptions) (*Subscriber[T], error) {
+	if err := checkIdentity("attach", s.name, &s.hdr, id); err != nil {
+		s.host.release()
+		return nil, err
+	}
+	spin := opts.spin
+	if spin == 0 {
+		spin = defaultSpin
+	} else if spin < 0 {
+		spin = 0
+	}
+	c, err := register(s, uint64(opts.MaxLag), spin)
+	if err != nil {
+		s.host.release()
+		return nil, err
+	}
+	return &Subscriber[T]{c: c, s: s}, nil
+}
+
+// Name returns the ring's name.
+func (s *Subscriber[T]) Name() string { return s.s.name }
+
+// Borrow waits for the next message and returns it in place, valid until
+// Release. For a lossy subscriber (MaxLag > 0, or a DropOldest ring) the
+// slot may be overwritten while borrowed: Release then returns
+// ErrOverwritten and what was read must be discarded. Borrow returns
+// ErrClosed or ErrPublisherDead once every message has been delivered,
+// ErrEvicted if the producer evicted this subscriber, or ctx's error.
+func (s *Subscriber[T]) Borrow(ctx context.Context) (*T, error) {
+	for {
+		m, err := s.c.borrow()
+		if err != ErrEmpty {
+			return (*T)(m), err
+		}
+		if err := s.c.wait(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// TryBorrow is Borrow without waiting: ErrEmpty if no message is ready.
+func (s *Subscriber[T]) TryBorrow() (*T, error) {
+	m, err := s.c.borrow()
+	return (*T)(m), err
+}
+
+// Batch is a run of contiguous borrowed slots, valid until Release.
+type Batch[T Layout] struct {
+	base   unsafe.Pointer
+	n      int
+	stride uintptr
+}
+
+// Len returns the number of messages in the batch.
+func (b Batch[T]) Len() int { return b.n }
+
+// At returns the i-th message of the batch in place.
+func (b Batch[T]) At(i int) *T {
+	if uint(i) >= uint(b.n) {
+		panic(fmt.Sprintf("ring: batch index %d out of range [0, %d)", i, b.n))
+	}
+	return (*T)(unsafe.Add(b.base, uintptr(i)*b.stride))
+}
+
+// BorrowBatch waits for at least one message and borrows up to max
+// contiguous ones (fewer at the ring's wrap point). Release releases them.
+func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (Batch[T], error) {
+	if max < 1 {
+		max = 1
+	}
+	for {
+		m, n, err := s.c.borrowBatch(uint64(max))
+		if err != ErrEmpty {
+			return Batch[T]{base: m, n: int(n), stride: uintptr(s.c.slotSize)}, err
+		}
+		if err := s.c.wait(ctx); err != nil {
+			return Batch[T]{}, err
+		}
+	}
+}
+
+// Release ends the current borrow (single or batch). It returns
+// ErrOverwritten if any borrowed slot was overwritten meanwhile: then the
+// whole borrow must be discarded, and it was counted as dropped.
+func (s *Subscriber[T]) Release() error { return s.c.release() }
+
+// TryRecv copies the next message into dst without waiting: ErrEmpty if
+// none is ready. A lossy subscriber never returns a torn message: a copy
+// overlapped by an overwrite is discarded, counted, and the next is read.
+func (s *Subscriber[T]) TryRecv(dst *T) error {
+	if s.c.nb != 0 {
+		return fmt.Errorf("receive %q: %w", s.s.name, ErrClaimed)
+	}
+	for {
+		m, err := s.c.next()
+		if err != nil {
+			return err
+		}
+		if raceEnabled {
+			copyFromSlot(unsafe.Pointer(dst), m, unsafe.Sizeof(*dst))
+		} else {
+			*dst = *(*T)(m)
+		}
+		if ok, err := s.c.consume(); ok || err != nil {
+			return err
+		}
+	}
+}
+
+// Recv waits for the next message and copies it into dst. It honours ctx's
+// deadline and cancellation, and returns ErrClosed, ErrPublisherDead or
+// ErrEvicted as Borrow does.
+func (s *Subscriber[T]) Recv(ctx context.Context, dst *T) error {
+	for {
+		err := s.TryRecv(dst)
+		if err != ErrEmpty {
+			return err
+		}
+		if err := s.c.wait(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// Messages iterates over received messages (copies; the pointer is valid
+// until the next iteration). It ends after ErrClosed without yielding it;
+// any other error (ctx's, ErrPublisherDead, ErrEvicted) is yielded once as
+// (nil, err) before it ends.
+func (s *Subscriber[T]) Messages(ctx context.Context) iter.Seq2[*T, error] {
+	return func(yield func(*T, error) bool) {
+		for {
+			err := s.Recv(ctx, &s.buf)
+			if err == ErrClosed {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if !yield(&s.buf, nil) {
+				return
+			}
+		}
+	}
+}
+
+// Received returns how many messages this subscriber has received.
+func (s *Subscriber[T]) Received() uint64 { return s.c.received }
+
+// Dropped returns how many messages this subscriber lost (lapped, skipped
+// beyond MaxLag, or overwritten while borrowed).
+func (s *Subscriber[T]) Dropped() uint64 { return s.c.dropped }
+
+// Lag returns how many published messages this subscriber has not read.
+func (s *Subscriber[T]) Lag() uint64 {
+	t := loadTail(s.s)
+	if t < s.c.head {
+		return 0
+	}
+	return t - s.c.head
+}
+
+// Close deregisters the subscriber (its entry becomes free) and unmaps the
+// segment. Pointers from Borrow are invalid afterwards.
+func (s *Subscriber[T]) Close() error {
+	if s.s == nil {
+		return nil
+	}
+	s.c.close()
+	err := s.s.host.release()
+	s.s = nil
+	return err
+}

@@ -1,0 +1,830 @@
+package ring
+
+import (
+	"context"
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
+)
+
+// TestTornReadDropOldest: a DropOldest ring of 4 slots, a copying reader and
+// a borrowing reader that reads slowly while borrowed, >= 1 M overwrites:
+// no torn message is ever accepted, and every message is accounted for.
+func TestTornReadDropOldest(t *testing.T) {
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{Capacity: 4, Policy: DropOldest})
+	require.NoError(t, err)
+	n := uint64(2_000_000)
+	if raceEnabled || testing.Short() {
+		n = 300_000
+	}
+	recv, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	borrow, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	var overwritten atomic.Uint64
+	var wg sync.WaitGroup
+	var rRecv, rBorrow subResult
+	wg.Go(func() { rRecv = verify(recv, modeRecv, 200*time.Nanosecond, func() uint64 { return n }) })
+	wg.Go(func() {
+		// Copy word by word with pauses, so that overwrites land mid-copy.
+		var r subResult
+		next := uint64(0)
+		ctx := context.Background()
+		for {
+			m, err := borrow.Borrow(ctx)
+			if err != nil {
+				require.ErrorIs(t, err, ErrClosed)
+				break
+			}
+			var c Tick
+			src := (*[8]uint64)(unsafe.Pointer(m))
+			dst := (*[8]uint64)(unsafe.Pointer(&c))
+			for k := range dst {
+				dst[k] = atomic.LoadUint64(&src[k])
+				for i := 0; i < 20; i++ {
+					_ = atomic.LoadUint64(&src[0])
+				}
+			}
+			if errors.Is(borrow.Release(), ErrOverwritten) {
+				overwritten.Add(1)
+				continue
+			}
+			if !c.intact() {
+				r.Corrupt++
+				continue
+			}
+			if c.Seq < next {
+				r.OutOfOrder++
+				continue
+			}
+			r.GapSum += c.Seq - next
+			next = c.Seq + 1
+		}
+		r.GapSum += n - next
+		r.Received, r.Dropped = borrow.Received(), borrow.Dropped()
+		rBorrow = r
+	})
+	publishTicks(t, pub, n, true)
+	require.NoError(t, pub.Close())
+	wg.Wait()
+	require.NoError(t, recv.Close())
+	require.NoError(t, borrow.Close())
+	assertResult(t, "copying reader", rRecv, n, false)
+	require.Zero(t, rBorrow.Corrupt, "torn messages accepted")
+	require.Zero(t, rBorrow.OutOfOrder)
+	require.Equal(t, n, rBorrow.Received+rBorrow.Dropped)
+	require.GreaterOrEqual(t, n-4, uint64(1_000_000)*map[bool]uint64{true: 0, false: 1}[raceEnabled || testing.Short()])
+	t.Logf("published %d (%d overwrites); copying reader %+v; borrowing reader received %d, dropped %d, %d borrows overwritten mid-read",
+		n, n-4, rRecv, rBorrow.Received, rBorrow.Dropped, overwritten.Load())
+}
+
+// TestSIGKILLSubscriber kills one of two unlimited subscribers (separate
+// processes) mid-stream under Block: the producer is never blocked longer
+// than the liveness timeout, and the survivor loses nothing.
+func TestSIGKILLSubscriber(t *testing.T) {
+	const liveness = time.Second
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{Capacity: 64, Policy: Block, LivenessTimeout: liveness})
+	require.NoError(t, err)
+	n := uint64(2_000_000)
+	if raceEnabled || testing.Short() {
+		n = 200_000
+	}
+	env := func(slow int) map[string]string {
+		return map[string]string{"RING": name, "MODE": "recv", "N": strconv.FormatUint(n, 10), "SLOW_NS": strconv.Itoa(slow)}
+	}
+	victim := startChild(t, "sub", env(1000))
+	victim.expect(t, "ready")
+	survivor := startChild(t, "sub", env(0))
+	survivor.expect(t, "ready")
+	var worst time.Duration
+	var m Tick
+	for seq := uint64(0); seq < n; seq++ {
+		if seq == n/4 {
+			victim.kill(t)
+		}
+		m.fill(seq)
+		t0 := time.Now()
+		require.NoError(t, pub.Publish(&m))
+		worst = max(worst, time.Since(t0))
+	}
+	require.NoError(t, pub.Close())
+	r := survivor.result(t)
+	assertResult(t, "survivor", r, n, true)
+	assert.Less(t, worst, liveness+50*time.Millisecond, "producer blocked too long")
+	assert.Equal(t, uint64(1), pub.p.evictions, "the dead entry is reclaimed once")
+	t.Logf("worst publish %v (liveness timeout %v), survivor %+v", worst, liveness, r)
+}
+
+// TestPublisherDeath: a publisher process SIGKILLed after publishing: the
+// subscriber receives everything published, then ErrPublisherDead within
+// about one watchdog period.
+func TestPublisherDeath(t *testing.T) {
+	name := ringName(t)
+	const n = 1000
+	p := startChild(t, "pub", map[string]string{"RING": name, "N": strconv.Itoa(n), "CAP": "4096", "HANG": "1"})
+	p.expect(t, "ready")
+	sub, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	p.send(t, "go")
+	p.expect(t, "published")
+	p.kill(t)
+	t0 := time.Now()
+	var m Tick
+	got := 0
+	for {
+		err = sub.Recv(context.Background(), &m)
+		if err != nil {
+			break
+		}
+		require.True(t, m.intact())
+		require.Equal(t, uint64(got), m.Seq)
+		got++
+	}
+	require.ErrorIs(t, err, ErrPublisherDead)
+	assert.Contains(t, err.Error(), name)
+	assert.Equal(t, n, got)
+	assert.Less(t, time.Since(t0), 2*Watchdog+100*time.Millisecond)
+	// The dead owner's segment is stale: Remove deletes it.
+	require.NoError(t, Remove(name))
+}
+
+func TestPublisherClose(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("close", Options{Capacity: 8})
+	require.NoError(t, err)
+	sub, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	var m Tick
+	for i := uint64(0); i < 5; i++ {
+		m.fill(i)
+		require.NoError(t, pub.Publish(&m))
+	}
+	done := make(chan []uint64)
+	go func() {
+		var seqs []uint64
+		for msg, err := range sub.Messages(context.Background()) {
+			require.NoError(t, err)
+			seqs = append(seqs, msg.Seq)
+		}
+		done <- seqs
+	}()
+	time.Sleep(20 * time.Millisecond) // let it drain and park
+	require.NoError(t, pub.Close())
+	select {
+	case seqs := <-done:
+		require.Equal(t, []uint64{0, 1, 2, 3, 4}, seqs)
+	case <-time.After(time.Second):
+		t.Fatal("subscriber did not see the close")
+	}
+	require.ErrorIs(t, sub.Recv(context.Background(), &m), ErrClosed)
+	_, err = pub.Claim()
+	require.ErrorIs(t, err, ErrClosed)
+	require.NoError(t, sub.Close())
+}
+
+// TestEvictStalled: an alive subscriber that stops reading is evicted after
+// the liveness timeout; another loses nothing; the stalled one learns it.
+func TestEvictStalled(t *testing.T) {
+	for _, heap := range []bool{true, false} {
+		t.Run(map[bool]string{true: "heap", false: "shm"}[heap], func(t *testing.T) {
+			opts := Options{Capacity: 16, LivenessTimeout: 300 * time.Millisecond}
+			var pub *Publisher[Tick]
+			var attach func(SubscribeOptions) (*Subscriber[Tick], error)
+			if heap {
+				p, r, err := newHeapRing[Tick]("evict", opts)
+				require.NoError(t, err)
+				pub, attach = p, r.attach
+			} else {
+				name := ringName(t)
+				p, err := Create[Tick](name, opts)
+				require.NoError(t, err)
+				pub, attach = p, func(o SubscribeOptions) (*Subscriber[Tick], error) { return Attach[Tick](name, o) }
+			}
+			stalled, err := attach(SubscribeOptions{})
+			require.NoError(t, err)
+			good, err := attach(SubscribeOptions{})
+			require.NoError(t, err)
+			const n = 200
+			var r subResult
+			var wg sync.WaitGroup
+			wg.Go(func() { r = verify(good, modeRecv, 0, func() uint64 { return n }) })
+			t0 := time.Now()
+			publishTicks(t, pub, n, false)
+			blocked := time.Since(t0)
+			if !heap {
+				st, err := Inspect(pub.Name())
+				require.NoError(t, err)
+				require.Len(t, st.Subscribers, 2)
+				assert.Equal(t, "evicted", st.Subscribers[0].State)
+				assert.True(t, st.Subscribers[0].Alive)
+			}
+			require.NoError(t, pub.Close())
+			wg.Wait()
+			assertResult(t, "good", r, n, true)
+			var m Tick
+			for {
+				if err = stalled.Recv(context.Background(), &m); err != nil {
+					break
+				}
+			}
+			require.ErrorIs(t, err, ErrEvicted)
+			assert.GreaterOrEqual(t, blocked, opts.LivenessTimeout)
+			assert.Less(t, blocked, opts.LivenessTimeout+Watchdog+100*time.Millisecond)
+			require.NoError(t, stalled.Close())
+			require.NoError(t, good.Close())
+		})
+	}
+}
+
+// TestReclaimDead: a subscriber whose handle dies (its locks dropped, as
+// the kernel does) stops holding the producer back within a watchdog.
+func TestReclaimDead(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("dead", Options{Capacity: 8, LivenessTimeout: time.Hour})
+	require.NoError(t, err)
+	sub, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	sub.s.host.(*heapHost).kill()
+	t0 := time.Now()
+	publishTicks(t, pub, 100, true)
+	assert.Less(t, time.Since(t0), Watchdog+100*time.Millisecond)
+	assert.Equal(t, uint64(1), pub.p.evictions)
+	// The next registrant reuses the entry with a new generation.
+	sub2, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 0, sub2.c.idx)
+	assert.Equal(t, uint64(3), sub2.c.gen) // 1 registered, 2 reclaimed, 3 re-registered
+	require.NoError(t, pub.Close())
+}
+
+// TestHostileHead: a subscriber that writes head = tail + 2^40 is evicted;
+// the others lose nothing.
+func TestHostileHead(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("hostile", Options{Capacity: 16})
+	require.NoError(t, err)
+	bad, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	good, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	const n = 1000
+	var res subResult
+	var wg sync.WaitGroup
+	wg.Go(func() { res = verify(good, modeRecv, 0, func() uint64 { return n }) })
+	atomic.StoreUint64(bad.c.headP, 1<<40)
+	publishTicks(t, pub, n, true)
+	require.NoError(t, pub.Close())
+	wg.Wait()
+	assertResult(t, "good", res, n, true)
+	var m Tick
+	require.ErrorIs(t, bad.TryRecv(&m), ErrEvicted)
+}
+
+// TestRegistrationChurn: unlimited subscribers attach and detach while a
+// Block producer runs; each sees a gap-free run from its first message.
+func TestRegistrationChurn(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("churn", Options{Capacity: 32, Batch: 8, MaxSubscribers: 4})
+	require.NoError(t, err)
+	n := uint64(100_000)
+	if raceEnabled {
+		n = 30_000
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var joins atomic.Uint64
+	for w := 0; w < 3; w++ {
+		wg.Go(func() {
+			for !stop.Load() {
+				sub, err := r.attach(SubscribeOptions{})
+				if errors.Is(err, ErrNoEntry) {
+					continue
+				}
+				require.NoError(t, err)
+				joins.Add(1)
+				var m Tick
+				first := true
+				var next uint64
+				for k := 0; k < 2000; k++ {
+					ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+					err := sub.Recv(ctx, &m)
+					cancel()
+					if err != nil {
+						break
+					}
+					require.True(t, m.intact())
+					if !first {
+						require.Equal(t, next, m.Seq, "gap after join")
+					}
+					first, next = false, m.Seq+1
+				}
+				require.Zero(t, sub.Dropped())
+				require.NoError(t, sub.Close())
+			}
+		})
+	}
+	publishTicks(t, pub, n, true)
+	stop.Store(true)
+	require.NoError(t, pub.Close())
+	wg.Wait()
+	assert.Greater(t, joins.Load(), uint64(3))
+	t.Logf("joins %d, producer watchdog fires %d, evictions %d", joins.Load(), pub.p.watchdogFires, pub.p.evictions)
+}
+
+func TestBlockTimeout(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("timeout", Options{Capacity: 4, Timeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	sub, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	publishTicks(t, pub, 4, true)
+	t0 := time.Now()
+	_, err = pub.Claim()
+	require.ErrorIs(t, err, ErrTimeout)
+	assert.Contains(t, err.Error(), `"timeout"`)
+	assert.GreaterOrEqual(t, time.Since(t0), 50*time.Millisecond)
+	var m Tick
+	require.NoError(t, sub.TryRecv(&m))
+	_, err = pub.Claim()
+	require.NoError(t, err)
+}
+
+func TestDropNewestFull(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("full", Options{Capacity: 4, Policy: DropNewest})
+	require.NoError(t, err)
+	sub, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	var m Tick
+	for i := uint64(0); i < 6; i++ {
+		m.fill(i)
+		err := pub.Publish(&m)
+		if i < 4 {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, ErrFull)
+		}
+	}
+	assert.Equal(t, uint64(2), pub.Dropped())
+	assert.Equal(t, uint64(2), atomic.LoadUint64(pub.s.u64(offDroppedNewst)))
+	for i := uint64(0); i < 4; i++ {
+		require.NoError(t, sub.TryRecv(&m))
+		require.Equal(t, i, m.Seq)
+	}
+	require.ErrorIs(t, sub.TryRecv(&m), ErrEmpty)
+}
+
+// TestLossyMaxLag: a subscriber with max lag L never lags more than L, and
+// counts what it skipped.
+func TestLossyMaxLag(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("lag", Options{Capacity: 64})
+	require.NoError(t, err)
+	sub, err := r.attach(SubscribeOptions{MaxLag: 8})
+	require.NoError(t, err)
+	defer sub.Close()
+	publishTicks(t, pub, 50, true) // never blocks: the only subscriber is lossy
+	var m Tick
+	require.NoError(t, sub.TryRecv(&m))
+	assert.Equal(t, uint64(42), m.Seq)
+	assert.Equal(t, uint64(42), sub.Dropped())
+	assert.Equal(t, uint64(7), sub.Lag())
+	_, err = r.attach(SubscribeOptions{MaxLag: 65})
+	require.ErrorIs(t, err, ErrInvalidOptions)
+}
+
+func TestBorrowBatch(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("batch", Options{Capacity: 8})
+	require.NoError(t, err)
+	sub, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	ctx := context.Background()
+	publishTicks(t, pub, 6, true)
+	var m Tick
+	for i := 0; i < 5; i++ {
+		require.NoError(t, sub.TryRecv(&m))
+	}
+	var m2 Tick
+	for i := uint64(6); i < 10; i++ {
+		m2.fill(i)
+		require.NoError(t, pub.Publish(&m2))
+	}
+	// Messages 5..9 sit in slots 5,6,7,0,1: the batch stops at the wrap.
+	b, err := sub.BorrowBatch(ctx, 100)
+	require.NoError(t, err)
+	require.Equal(t, 3, b.Len())
+	for i := 0; i < b.Len(); i++ {
+		assert.Equal(t, uint64(5+i), b.At(i).Seq)
+		assert.True(t, b.At(i).intact())
+	}
+	assert.Panics(t, func() { b.At(3) })
+	_, err = sub.TryBorrow()
+	require.ErrorIs(t, err, ErrClaimed)
+	require.NoError(t, sub.Release())
+	b, err = sub.BorrowBatch(ctx, 100)
+	require.NoError(t, err)
+	require.Equal(t, 2, b.Len())
+	assert.Equal(t, uint64(8), b.At(0).Seq)
+	require.NoError(t, sub.Release())
+	assert.Equal(t, uint64(10), sub.Received())
+}
+
+// TestAlign64: slots of an @align(64) message are 64-byte aligned in the
+// mapping.
+func TestAlign64(t *testing.T) {
+	name := ringName(t)
+	pub, err := Create[Book](name, Options{Capacity: 4, Policy: DropOldest})
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := Attach[Book](name, SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	assert.Equal(t, uint64(128), pub.s.hdr.geo.slotSize)
+	for i := uint64(0); i < 6; i++ {
+		b, err := pub.Claim()
+		require.NoError(t, err)
+		require.Zero(t, uintptr(unsafe.Pointer(b))%64)
+		b.Seq, b.Check = i, ^i
+		require.NoError(t, pub.Commit())
+	}
+	var b Book
+	require.NoError(t, sub.TryRecv(&b))
+	assert.Equal(t, uint64(2), b.Seq)
+	assert.Equal(t, ^uint64(2), b.Check)
+	assert.Equal(t, uint64(2), sub.Dropped())
+}
+
+func TestAttachMismatch(t *testing.T) {
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{})
+	require.NoError(t, err)
+	defer pub.Close()
+	_, err = Attach[TickV2](name, SubscribeOptions{})
+	require.ErrorIs(t, err, ErrMismatch)
+	assert.Equal(t, `attach "`+name+`": ring: message type mismatch: fingerprint 0x7ac49e0f1d2b3c4d, want 0x7ac49e0f1d2bffff`, err.Error())
+	_, err = Attach[Book](name, SubscribeOptions{})
+	require.ErrorIs(t, err, ErrMismatch)
+	_, err = Attach[Tick](name+"-missing", SubscribeOptions{})
+	require.ErrorIs(t, err, ErrNotFound)
+	// No entry was leaked by the refused attaches.
+	st, err := Inspect(name)
+	require.NoError(t, err)
+	assert.Empty(t, st.Subscribers)
+}
+
+func TestValidateName(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ok   bool
+	}{
+		{"market.ticks", true},
+		{"a", true},
+		{"A-b_c.9", true},
+		{strings.Repeat("x", 255), true},
+		{"", false},
+		{strings.Repeat("x", 256), false},
+		{"a/b", false},
+		{"/abs", false},
+		{"..", false},
+		{"a..b", false},
+		{".", false},
+		{"sp ace", false},
+		{"nul\x00", false},
+		{"é", false},
+	} {
+		err := ValidateName(tc.name)
+		if tc.ok {
+			assert.NoError(t, err, tc.name)
+		} else {
+			assert.ErrorIs(t, err, ErrInvalidName, "%q", tc.name)
+		}
+	}
+	_, err := Create[Tick]("../etc/passwd", Options{})
+	require.ErrorIs(t, err, ErrInvalidName)
+	assert.Contains(t, err.Error(), `"../etc/passwd"`)
+}
+
+func TestOptionsValidation(t *testing.T) {
+	for _, o := range []Options{
+		{Capacity: 3}, {Capacity: 1}, {Capacity: 1 << 31}, {MaxSubscribers: -1}, {MaxSubscribers: 5000},
+		{Capacity: 8, Batch: 5}, {Policy: 7}, {Timeout: -1}, {Mode: 0o666}, {Mode: os.ModeDir | 0o600},
+	} {
+		_, err := Create[Tick](ringName(t), o)
+		assert.ErrorIs(t, err, ErrInvalidOptions, "%+v", o)
+	}
+	assert.Empty(t, leftovers())
+}
+
+// TestSegmentSecurity: O_EXCL against squatters, exact modes despite the
+// umask, refusal of world-writable segments.
+func TestSegmentSecurity(t *testing.T) {
+	name := ringName(t)
+	// A squatter's pre-created 0666 file is refused by Create and Attach.
+	require.NoError(t, os.WriteFile(ShmDir+"/"+name, make([]byte, 4096), 0o666))
+	require.NoError(t, os.Chmod(ShmDir+"/"+name, 0o666))
+	_, err := Create[Tick](name, Options{})
+	require.ErrorIs(t, err, ErrExists)
+	_, err = Attach[Tick](name, SubscribeOptions{})
+	require.ErrorIs(t, err, ErrInsecure)
+	require.NoError(t, os.Remove(ShmDir+"/"+name))
+
+	old := unix.Umask(0)
+	defer unix.Umask(old)
+	for _, mode := range []os.FileMode{0, 0o640} {
+		name := ringName(t)
+		pub, err := Create[Tick](name, Options{Mode: mode})
+		require.NoError(t, err)
+		fi, err := os.Stat(ShmDir + "/" + name)
+		require.NoError(t, err)
+		want := mode
+		if want == 0 {
+			want = 0o600
+		}
+		assert.Equal(t, want, fi.Mode().Perm())
+		require.NoError(t, pub.Close())
+		_, err = os.Stat(ShmDir + "/" + name)
+		assert.True(t, os.IsNotExist(err), "owner's Close unlinks")
+	}
+	// A symlink is not followed.
+	name = ringName(t)
+	require.NoError(t, os.Symlink("/etc/hostname", ShmDir+"/"+name))
+	_, err = Attach[Tick](name, SubscribeOptions{})
+	require.Error(t, err)
+	_, err = Create[Tick](name, Options{})
+	require.Error(t, err)
+	require.NoError(t, os.Remove(ShmDir+"/"+name))
+}
+
+func TestNoSpace(t *testing.T) {
+	_, err := Create[Tick](ringName(t), Options{Capacity: MaxCapacity})
+	require.ErrorIs(t, err, ErrNoSpace)
+	assert.Empty(t, leftovers())
+}
+
+func TestInspect(t *testing.T) {
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{Capacity: 64, MaxSubscribers: 2})
+	require.NoError(t, err)
+	sub, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	lossy, err := Attach[Tick](name, SubscribeOptions{MaxLag: 16})
+	require.NoError(t, err)
+	publishTicks(t, pub, 40, true)
+	var m Tick
+	for i := 0; i < 10; i++ {
+		require.NoError(t, sub.TryRecv(&m))
+	}
+	sub.c.flushStats()
+	st, err := Inspect(name)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(tickFingerprint), st.Fingerprint)
+	assert.Equal(t, "active", st.Producer.State)
+	assert.True(t, st.Producer.Alive)
+	assert.Equal(t, os.Getpid(), st.Producer.PID)
+	assert.Equal(t, uint64(40), st.Producer.Published)
+	assert.Equal(t, uint64(40), st.Fill) // the lossy subscriber is slowest
+	require.Len(t, st.Subscribers, 2)
+	assert.Equal(t, SubscriberStats{Index: 0, State: "active", PID: os.Getpid(), Alive: true, Generation: 1,
+		Head: 10, Received: 10, Lag: 30}, withoutAge(st.Subscribers[0]))
+	assert.Equal(t, uint64(16), st.Subscribers[1].MaxLag)
+	var sb strings.Builder
+	require.NoError(t, WriteStats(&sb, st))
+	out := sb.String()
+	for _, want := range []string{name, "0x7ac49e0f1d2b3c4d", "64 slots", "policy block", "fill      40/64",
+		"RECEIVED", "unlimited", "active", "yes"} {
+		assert.Contains(t, out, want)
+	}
+	t.Log("\n" + out)
+	require.NoError(t, sub.Close())
+	require.NoError(t, lossy.Close())
+	require.NoError(t, pub.Close())
+	_, err = Inspect(name)
+	require.ErrorIs(t, err, ErrNotFound)
+}
+
+func withoutAge(s SubscriberStats) SubscriberStats { s.HeartbeatAge = 0; return s }
+
+// TestInspectBadSegments: empty, truncated, garbage and not-ready segments
+// are errors, never crashes.
+func TestInspectBadSegments(t *testing.T) {
+	good := ringName(t)
+	pub, err := Create[Tick](good, Options{Capacity: 64})
+	require.NoError(t, err)
+	raw, err := os.ReadFile(ShmDir + "/" + good)
+	require.NoError(t, err)
+	require.NoError(t, pub.Close())
+	notReady := append([]byte(nil), raw...)
+	putLE32(notReady[offReady:], 0)
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want error
+	}{
+		{"empty", nil, ErrCorrupt},
+		{"short", raw[:100], ErrCorrupt},
+		{"header only", raw[:HeaderSize], ErrCorrupt},
+		{"truncated slots", raw[:len(raw)-1], ErrCorrupt},
+		{"garbage", []byte(strings.Repeat("garbage!", 200)), ErrCorrupt},
+		{"not ready", notReady, ErrNotReady},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			name := ringName(t)
+			require.NoError(t, os.WriteFile(ShmDir+"/"+name, tc.data, 0o600))
+			_, err := Inspect(name)
+			require.ErrorIs(t, err, tc.want)
+			assert.Contains(t, err.Error(), name)
+			_, err = Attach[Tick](name, SubscribeOptions{ReadyTimeout: 10 * time.Millisecond})
+			require.ErrorIs(t, err, tc.want)
+		})
+	}
+}
+
+func putLE32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+}
+
+// TestRemoveStale: the segments of SIGKILLed owners are removed; live rings
+// are never removed.
+func TestRemoveStale(t *testing.T) {
+	prefix := ringName(t) + "-"
+	var names []string
+	for i := 0; i < 5; i++ {
+		name := prefix + strconv.Itoa(i)
+		t.Cleanup(func() { _ = unlinkSegment(name) })
+		c := startChild(t, "owner", map[string]string{"RING": name})
+		c.expect(t, "ready")
+		c.kill(t)
+		names = append(names, name)
+	}
+	live := prefix + "live"
+	t.Cleanup(func() { _ = unlinkSegment(live) })
+	pub, err := Create[Tick](live, Options{})
+	require.NoError(t, err)
+	require.ErrorIs(t, Remove(live), ErrInUse)
+	removed, err := RemoveStale(prefix)
+	require.NoError(t, err)
+	assert.ElementsMatch(t, names, removed)
+	_, err = Inspect(live)
+	require.NoError(t, err)
+	require.NoError(t, pub.Close())
+	require.ErrorIs(t, Remove(live), ErrNotFound)
+	// A file that is not a ring is never removed.
+	other := prefix + "other"
+	require.NoError(t, os.WriteFile(ShmDir+"/"+other, []byte("not a ring, just bytes"), 0o600))
+	require.ErrorIs(t, Remove(other), ErrCorrupt)
+	require.NoError(t, os.Remove(ShmDir+"/"+other))
+}
+
+// TestAllocs: 0 allocations per message on claim/commit, publish,
+// borrow/release, batch borrow and copy receive.
+func TestAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{Capacity: 1024, Policy: DropOldest})
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	ctx := context.Background()
+	var m Tick
+	allocs := testing.AllocsPerRun(10000, func() {
+		p, _ := pub.Claim()
+		p.Seq++
+		_ = pub.Commit()
+		_ = pub.Publish(&m)
+		b, _ := sub.Borrow(ctx)
+		_ = b.Seq
+		_ = sub.Release()
+		bt, _ := sub.BorrowBatch(ctx, 8)
+		_ = bt.At(0)
+		_ = sub.Release()
+	})
+	assert.Zero(t, allocs)
+	allocs = testing.AllocsPerRun(10000, func() {
+		_ = pub.Publish(&m)
+		_ = sub.Recv(ctx, &m)
+		_ = sub.TryRecv(&m)
+	})
+	assert.Zero(t, allocs)
+}
+
+// TestParkedWakeups: ping-pong where both sides park every time (no
+// spinning): no wake-up is lost (the watchdog never finds data waiting).
+func TestParkedWakeups(t *testing.T) {
+	n := 20_000
+	if raceEnabled || testing.Short() {
+		n = 2_000
+	}
+	ping, pong := ringName(t), ringName(t)
+	opts := Options{Capacity: 8, spin: -1}
+	pp, err := Create[Tick](ping, opts)
+	require.NoError(t, err)
+	qp, err := Create[Tick](pong, opts)
+	require.NoError(t, err)
+	defer qp.Close()
+	ps, err := Attach[Tick](ping, SubscribeOptions{spin: -1})
+	require.NoError(t, err)
+	defer ps.Close()
+	qs, err := Attach[Tick](pong, SubscribeOptions{spin: -1})
+	require.NoError(t, err)
+	defer qs.Close()
+	ctx := context.Background()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var m Tick
+		for ps.Recv(ctx, &m) == nil {
+			_ = qp.Publish(&m)
+		}
+	}()
+	var m Tick
+	t0 := time.Now()
+	for i := 0; i < n; i++ {
+		m.fill(uint64(i))
+		require.NoError(t, pp.Publish(&m))
+		require.NoError(t, qs.Recv(ctx, &m))
+		require.Equal(t, uint64(i), m.Seq)
+	}
+	require.NoError(t, pp.Close()) // ends the echo goroutine
+	<-done
+	assert.Zero(t, qs.c.lostWakeups+ps.c.lostWakeups, "lost wake-ups")
+	t.Logf("%d parked round trips in %v; watchdog fired %d times, lost wake-ups 0", n, time.Since(t0), qs.c.watchdogFires+ps.c.watchdogFires)
+}
+
+// TestIdleCPU: a subscriber blocked on an idle ring uses ~0% CPU.
+func TestIdleCPU(t *testing.T) {
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{})
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	cpu := func() time.Duration {
+		var ru unix.Rusage
+		require.NoError(t, unix.Getrusage(unix.RUSAGE_SELF, &ru))
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	c0, t0 := cpu(), time.Now()
+	var m Tick
+	require.ErrorIs(t, sub.Recv(ctx, &m), context.DeadlineExceeded)
+	used, wall := cpu()-c0, time.Since(t0)
+	assert.InDelta(t, time.Second, wall, float64(60*time.Millisecond))
+	assert.Less(t, used, 30*time.Millisecond, "idle subscriber CPU")
+	t.Logf("idle for %v: %v CPU (%.2f%%)", wall, used, 100*used.Seconds()/wall.Seconds())
+}
+
+// TestRecvCancel: cancelling the context wakes a parked receive promptly.
+func TestRecvCancel(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("cancel", Options{})
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(30*time.Millisecond, cancel)
+	t0 := time.Now()
+	_, err = sub.Borrow(ctx)
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Less(t, time.Since(t0), 30*time.Millisecond+Watchdog/2)
+}
+
+// TestSubscriberTableFull: N entries, then ErrNoEntry; a closed entry is
+// reused.
+func TestSubscriberTableFull(t *testing.T) {
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{MaxSubscribers: 2})
+	require.NoError(t, err)
+	defer pub.Close()
+	a, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	b, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	defer b.Close()
+	_, err = Attach[Tick](name, SubscribeOptions{})
+	require.ErrorIs(t, err, ErrNoEntry)
+	require.NoError(t, a.Close())
+	c, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	assert.Equal(t, 0, c.c.idx)
+	require.NoError(t, c.Close())
+}
+
+// Compile-time: syscall is used for SIGKILL in the harness.
+var _ = syscall.SIGKILL

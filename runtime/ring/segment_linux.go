@@ -1,0 +1,363 @@
+//go:build linux
+
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ShmDir is the directory of the POSIX shared-memory namespace on Linux.
+const ShmDir = "/dev/shm"
+
+// staleInitAge is how old a segment that never became ready must be before
+// Remove treats its creator as dead rather than still initialising.
+const staleInitAge = 5 * time.Second
+
+func shmPath(name string) string { return ShmDir + "/" + name }
+
+// fileHost implements host over a segment's file descriptor: flock(2) for the
+// registry lock, OFD byte-range locks (F_OFD_SETLK) for liveness.
+type fileHost struct {
+	fd       int
+	tableOff uint64
+	mem      []byte
+}
+
+func retryEINTR(f func() error) error {
+	for {
+		if err := f(); err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+func (h *fileHost) lockRegistry(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := retryEINTR(func() error { return unix.Flock(h.fd, unix.LOCK_EX|unix.LOCK_NB) })
+		if err == nil {
+			return nil
+		}
+		if err != unix.EWOULDBLOCK {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return ErrTimeout
+		}
+		time.Sleep(100 * time.Microsecond)
+	}
+}
+
+func (h *fileHost) unlockRegistry() { _ = unix.Flock(h.fd, unix.LOCK_UN) }
+
+func (h *fileHost) ofd(cmd int, typ int16, start, n uint64) (unix.Flock_t, error) {
+	lk := unix.Flock_t{Type: typ, Whence: io.SeekStart, Start: int64(start), Len: int64(n)}
+	err := retryEINTR(func() error { return unix.FcntlFlock(uintptr(h.fd), cmd, &lk) })
+	return lk, err
+}
+
+func (h *fileHost) tryLock(start, n uint64) (bool, error) {
+	_, err := h.ofd(unix.F_OFD_SETLK, unix.F_WRLCK, start, n)
+	switch err {
+	case nil:
+		return true, nil
+	case unix.EAGAIN, unix.EACCES:
+		return false, nil
+	}
+	return false, err
+}
+
+// held reports whether another open file description holds a lock on the
+// range. An error counts as held: never declare a peer dead on a guess.
+func (h *fileHost) held(start, n uint64) bool {
+	lk, err := h.ofd(unix.F_OFD_GETLK, unix.F_WRLCK, start, n)
+	return err != nil || lk.Type != unix.F_UNLCK
+}
+
+func (h *fileHost) entryRange(i int) (uint64, uint64) {
+	return h.tableOff + uint64(i)*EntrySize, EntrySize
+}
+
+func (h *fileHost) tryLockEntry(i int) (bool, error) { return h.tryLock(h.entryRange(i)) }
+
+func (h *fileHost) unlockEntry(i int) {
+	s, n := h.entryRange(i)
+	_, _ = h.ofd(unix.F_OFD_SETLK, unix.F_UNLCK, s, n)
+}
+
+func (h *fileHost) entryAlive(i int) bool { return h.held(h.entryRange(i)) }
+
+func (h *fileHost) tryLockProducer() (bool, error) { return h.tryLock(prodLockStart, prodLockLen) }
+
+func (h *fileHost) unlockProducer() {
+	_, _ = h.ofd(unix.F_OFD_SETLK, unix.F_UNLCK, prodLockStart, prodLockLen)
+}
+
+func (h *fileHost) producerAlive() bool { return h.held(prodLockStart, prodLockLen) }
+
+func (h *fileHost) release() error {
+	var err error
+	if h.mem != nil {
+		err = unix.Munmap(h.mem)
+		h.mem = nil
+	}
+	if h.fd >= 0 {
+		err = errors.Join(err, unix.Close(h.fd))
+		h.fd = -1
+	}
+	return err
+}
+
+// createSegment creates, sizes, maps and initialises the segment, and returns
+// it with the producer's liveness lock held.
+func createSegment(name string, hdr *header, mode os.FileMode) (s *shm, err error) {
+	path := shmPath(name)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode.Perm()))
+	if err != nil {
+		if err == unix.EEXIST {
+			return nil, fmt.Errorf("create %q: %w: %s (remove a stale one with ring.Remove)", name, ErrExists, path)
+		}
+		return nil, fmt.Errorf("create %q: %w", name, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	h := &fileHost{fd: fd, tableOff: hdr.geo.tableOff}
+	defer func() {
+		if err != nil {
+			_ = unix.Unlink(path)
+			_ = h.release()
+		}
+	}()
+	// The umask filtered the mode given to open: set it exactly.
+	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
+		return nil, fmt.Errorf("create %q: fchmod: %w", name, err)
+	}
+	// Hold the registry lock during initialisation: Remove refuses a
+	// segment whose lock is held.
+	if err := h.lockRegistry(registryTimeout); err != nil {
+		return nil, fmt.Errorf("create %q: registry lock: %w", name, err)
+	}
+	defer h.unlockRegistry()
+	size := hdr.geo.segSize
+	var sfs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &sfs); err == nil {
+		if free := sfs.Bavail * uint64(sfs.Bsize); sfs.Blocks != 0 && size > free {
+			return nil, fmt.Errorf("create %q: %w: needs %d bytes, %s has %d free", name, ErrNoSpace, size, ShmDir, free)
+		}
+	}
+	// Reserve the tmpfs pages now, so a full filesystem is an error here and
+	// not a SIGBUS on first touch.
+	if err := retryEINTR(func() error { return unix.Fallocate(fd, 0, 0, int64(size)) }); err != nil {
+		if err == unix.ENOSPC {
+			return nil, fmt.Errorf("create %q: %w: fallocate %d bytes: %v", name, ErrNoSpace, size, err)
+		}
+		if err != unix.EOPNOTSUPP {
+			return nil, fmt.Errorf("create %q: fallocate: %w", name, err)
+		}
+		if err := unix.Ftruncate(fd, int64(size)); err != nil {
+			return nil, fmt.Errorf("create %q: ftruncate: %w", name, err)
+		}
+	}
+	mem, err := unix.Mmap(fd, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("create %q: mmap %d bytes: %w", name, size, err)
+	}
+	h.mem = mem
+	if ok, err := h.tryLockProducer(); err != nil || !ok {
+		return nil, fmt.Errorf("create %q: producer lock: %v", name, err)
+	}
+	s = newShm(name, mem, *hdr, h)
+	s.initSegment(uint32(processID()), processStartTime())
+	return s, nil
+}
+
+// openSegment opens and validates an existing segment. It never maps more
+// than the validated segment size, and never more than fstat reports.
+func openSegment(op, name string, write bool, readyTimeout time.Duration, allowForeign bool) (s *shm, err error) {
+	path := shmPath(name)
+	flags := unix.O_NOFOLLOW | unix.O_CLOEXEC
+	prot := unix.PROT_READ
+	if write {
+		flags |= unix.O_RDWR
+		prot |= unix.PROT_WRITE
+	} else {
+		flags |= unix.O_RDONLY
+	}
+	fd, err := unix.Open(path, flags, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return nil, fmt.Errorf("%s %q: %w: %s", op, name, ErrNotFound, path)
+		}
+		return nil, fmt.Errorf("%s %q: %w", op, name, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	h := &fileHost{fd: fd}
+	defer func() {
+		if err != nil {
+			_ = h.release()
+		}
+	}()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("%s %q: fstat: %w", op, name, err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("%s %q: %w: not a regular file", op, name, ErrInsecure)
+	}
+	if !allowForeign && st.Uid != uint32(os.Geteuid()) {
+		return nil, fmt.Errorf("%s %q: %w: owner uid %d, want %d", op, name, ErrInsecure, st.Uid, os.Geteuid())
+	}
+	if st.Mode&0o002 != 0 {
+		return nil, fmt.Errorf("%s %q: %w: mode %#o is world-writable", op, name, ErrInsecure, st.Mode&0o777)
+	}
+	var raw [HeaderSize]byte
+	hdr, err := readHeader(op, name, fd, raw[:], readyTimeout)
+	if err != nil {
+		return nil, err
+	}
+	// Size from fstat, taken again after validation, never from the header
+	// alone: the mapping must lie inside the file.
+	if err := unix.Fstat(fd, &st); err != nil {
+		return nil, fmt.Errorf("%s %q: fstat: %w", op, name, err)
+	}
+	if st.Size < 0 || uint64(st.Size) < hdr.geo.segSize {
+		return nil, fmt.Errorf("%s %q: %w: file is %d bytes, header says %d", op, name, ErrCorrupt, st.Size, hdr.geo.segSize)
+	}
+	mem, err := unix.Mmap(fd, 0, int(hdr.geo.segSize), prot, unix.MAP_SHARED)
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: mmap %d bytes: %w", op, name, hdr.geo.segSize, err)
+	}
+	h.mem = mem
+	h.tableOff = hdr.geo.tableOff
+	return newShm(name, mem, hdr, h), nil
+}
+
+// readHeader maps the header alone, waits (bounded) for the ready word, and
+// decodes a private copy of it.
+func readHeader(op, name string, fd int, raw []byte, readyTimeout time.Duration) (hdr header, err error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return header{}, fmt.Errorf("%s %q: fstat: %w", op, name, err)
+	}
+	if st.Size < HeaderSize {
+		return header{}, fmt.Errorf("%s %q: %w: file is %d bytes, smaller than the %d-byte header", op, name, ErrCorrupt, st.Size, HeaderSize)
+	}
+	m, err := unix.Mmap(fd, 0, HeaderSize, unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		return header{}, fmt.Errorf("%s %q: mmap header: %w", op, name, err)
+	}
+	defer unix.Munmap(m)
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer faultError(op, name, &err)
+	deadline := time.Now().Add(readyTimeout)
+	for {
+		// Ready load (an acquire; pairs with the creator's last store),
+		// then a private copy of the header that is validated and used.
+		ready := atomic.LoadUint32((*uint32)(unsafe.Pointer(&m[offReady])))
+		copy(raw, m)
+		if ready == readyReady {
+			binary.LittleEndian.PutUint32(raw[offReady:], ready)
+			break
+		}
+		if ready != readyInit || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	hdr, err = decodeHeader(raw)
+	if err != nil {
+		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
+	}
+	return hdr, nil
+}
+
+// Remove deletes a ring segment that no live publisher holds: the documented
+// way to clean up after a crashed owner. It refuses (ErrInUse) a segment
+// whose publisher is alive or that is being created, and (ErrCorrupt) a file
+// that is not a ring segment.
+func Remove(name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	path := shmPath(name)
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return fmt.Errorf("remove %q: %w", name, ErrNotFound)
+		}
+		return fmt.Errorf("remove %q: %w", name, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	h := &fileHost{fd: fd}
+	defer h.release()
+	if err := retryEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) }); err != nil {
+		return fmt.Errorf("remove %q: %w: its registry lock is held", name, ErrInUse)
+	}
+	defer h.unlockRegistry()
+	if h.producerAlive() {
+		return fmt.Errorf("remove %q: %w: its publisher is alive", name, ErrInUse)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fmt.Errorf("remove %q: fstat: %w", name, err)
+	}
+	var raw [16]byte
+	n, _ := unix.Pread(fd, raw[:], 0)
+	magic := binary.LittleEndian.Uint64(raw[:8])
+	switch {
+	case n >= 8 && magic == Magic:
+	case magic == 0:
+		// A creator that died before writing the header, or one still
+		// initialising: only the former is stale.
+		if age := time.Since(time.Unix(st.Mtim.Unix())); age < staleInitAge {
+			return fmt.Errorf("remove %q: %w: not initialised yet (%v old)", name, ErrInUse, age.Round(time.Millisecond))
+		}
+	default:
+		return fmt.Errorf("remove %q: %w: magic %#016x, not a ring segment; not removed", name, ErrCorrupt, magic)
+	}
+	if err := unix.Unlink(path); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("remove %q: %w", name, err)
+	}
+	return nil
+}
+
+// RemoveStale removes every ring segment whose name starts with prefix and
+// whose publisher is dead, and returns their names. Live rings, rings being
+// created and files that are not rings are left alone.
+func RemoveStale(prefix string) ([]string, error) {
+	entries, err := os.ReadDir(ShmDir)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	var errs error
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, prefix) || ValidateName(name) != nil || !e.Type().IsRegular() {
+			continue
+		}
+		switch err := Remove(name); {
+		case err == nil:
+			removed = append(removed, name)
+		case errors.Is(err, ErrInUse), errors.Is(err, ErrNotFound), errors.Is(err, ErrCorrupt):
+		default:
+			errs = errors.Join(errs, err)
+		}
+	}
+	return removed, errs
+}
+
+// unlinkSegment removes the owner's segment name on close.
+func unlinkSegment(name string) error {
+	if err := unix.Unlink(shmPath(name)); err != nil && err != unix.ENOENT {
+		return fmt.Errorf("close %q: unlink: %w", name, err)
+	}
+	return nil
+}
