@@ -630,7 +630,7 @@ func TestInspectBadSegments(t *testing.T) {
 		data []byte
 		want error
 	}{
-		{"empty", nil, ErrCorrupt},
+		{"empty (creator has not sized it)", nil, ErrNotReady},
 		{"short", raw[:100], ErrCorrupt},
 		{"header only", raw[:HeaderSize], ErrCorrupt},
 		{"truncated slots", raw[:len(raw)-1], ErrCorrupt},
@@ -828,3 +828,36 @@ func TestSubscriberTableFull(t *testing.T) {
 
 // Compile-time: syscall is used for SIGKILL in the harness.
 var _ = syscall.SIGKILL
+
+// TestCreateAttachRace (HAZARDS 4): attachers racing a creator see "not
+// found", "not ready" or a complete, valid header, never a corrupt one.
+func TestCreateAttachRace(t *testing.T) {
+	rounds := 2000
+	if testing.Short() {
+		rounds = 200
+	}
+	for i := range rounds {
+		name := ringName(t)
+		done := make(chan error, 1)
+		go func() {
+			for {
+				sub, err := Attach[Tick](name, SubscribeOptions{})
+				if err == nil {
+					done <- sub.Close()
+					return
+				}
+				if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrNotReady) {
+					done <- err
+					return
+				}
+			}
+		}()
+		if i%3 == 0 {
+			time.Sleep(time.Duration(i%50) * time.Microsecond)
+		}
+		pub, err := Create[Tick](name, Options{Capacity: 64})
+		require.NoError(t, err)
+		require.NoError(t, <-done, "round %d", i)
+		require.NoError(t, pub.Close())
+	}
+}

@@ -247,8 +247,21 @@ func readHeader(op, name string, fd int, raw []byte, readyTimeout time.Duration)
 	if err := unix.Fstat(fd, &st); err != nil {
 		return header{}, fmt.Errorf("%s %q: fstat: %w", op, name, err)
 	}
-	if st.Size < HeaderSize {
-		return header{}, fmt.Errorf("%s %q: %w: file is %d bytes, smaller than the %d-byte header", op, name, ErrCorrupt, st.Size, HeaderSize)
+	deadline := time.Now().Add(readyTimeout)
+	for st.Size < HeaderSize {
+		// A creator sizes the file right after creating it: an empty file
+		// is a segment being built (or whose creator died before sizing
+		// it), not a corrupt one. Wait for it like for the ready word.
+		if st.Size != 0 {
+			return header{}, fmt.Errorf("%s %q: %w: file is %d bytes, smaller than the %d-byte header", op, name, ErrCorrupt, st.Size, HeaderSize)
+		}
+		if !time.Now().Before(deadline) {
+			return header{}, fmt.Errorf("%s %q: %w: the file is still empty (being created, or its creator died first)", op, name, ErrNotReady)
+		}
+		time.Sleep(time.Millisecond)
+		if err := unix.Fstat(fd, &st); err != nil {
+			return header{}, fmt.Errorf("%s %q: fstat: %w", op, name, err)
+		}
 	}
 	m, err := unix.Mmap(fd, 0, HeaderSize, unix.PROT_READ, unix.MAP_SHARED)
 	if err != nil {
@@ -257,7 +270,6 @@ func readHeader(op, name string, fd int, raw []byte, readyTimeout time.Duration)
 	defer unix.Munmap(m)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer faultError(op, name, &err)
-	deadline := time.Now().Add(readyTimeout)
 	for {
 		// Ready load (an acquire; pairs with the creator's last store),
 		// then a private copy of the header that is validated and used.

@@ -1,0 +1,199 @@
+// Command gopeer is the Go interop peer of examples/pipeline/PEERS.md: it
+// publishes or subscribes the seed message on a named ring and prints a
+// one-line JSON summary.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/tachyon-io/tachyon/examples/market"
+	"github.com/tachyon-io/tachyon/runtime/ring"
+)
+
+func main() {
+	if len(os.Args) < 2 || (os.Args[1] != "pub" && os.Args[1] != "sub") {
+		fmt.Fprintln(os.Stderr, "usage: gopeer pub|sub --ring NAME [flags] (see examples/pipeline/PEERS.md)")
+		os.Exit(2)
+	}
+	role := os.Args[1]
+	fs := flag.NewFlagSet("gopeer "+role, flag.ContinueOnError)
+	name := fs.String("ring", "", "ring name")
+	count := fs.Int64("count", 0, "messages to publish (pub) or stop after (sub; 0 = until closed)")
+	capacity := fs.Int("capacity", 4096, "ring capacity (pub)")
+	policy := fs.String("policy", "block", "block, drop_newest or drop_oldest (pub)")
+	maxSubs := fs.Int("max-subscribers", 8, "subscriber table size (pub)")
+	waitSubs := fs.Int("wait-subscribers", 1, "subscribers to wait for before publishing (pub)")
+	batch := fs.Int("batch", 64, "index publication batch (pub)")
+	maxLag := fs.Int("max-lag", 0, "max lag; 0 = unlimited (sub)")
+	slowUs := fs.Int("slow-us", 0, "sleep after every message, in microseconds (sub)")
+	timeout := fs.Float64("timeout-s", 30, "give up after this many seconds")
+	if err := fs.Parse(os.Args[2:]); err != nil {
+		os.Exit(2)
+	}
+	if *name == "" {
+		fmt.Fprintln(os.Stderr, "gopeer: --ring is required")
+		os.Exit(2)
+	}
+	limit := time.Duration(*timeout * float64(time.Second))
+	var summary map[string]any
+	var err error
+	if role == "pub" {
+		var p ring.Policy
+		switch *policy {
+		case "block":
+			p = ring.Block
+		case "drop_newest":
+			p = ring.DropNewest
+		case "drop_oldest":
+			p = ring.DropOldest
+		default:
+			fmt.Fprintf(os.Stderr, "gopeer: unknown policy %q\n", *policy)
+			os.Exit(2)
+		}
+		summary, err = publish(*name, *count, ring.Options{Capacity: *capacity, MaxSubscribers: *maxSubs,
+			Policy: p, Batch: *batch, Timeout: limit}, *waitSubs, limit)
+	} else {
+		summary, err = subscribe(*name, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gopeer:", err)
+		os.Exit(1)
+	}
+	summary["lang"], summary["role"], summary["ring"] = "go", role, *name
+	out, _ := json.Marshal(summary)
+	fmt.Println(string(out))
+}
+
+// fill writes message seq as PEERS.md defines it.
+func fill(m *market.Message, seq uint64) {
+	m.Seq = seq
+	m.TimestampNs = uint64(time.Now().UnixNano())
+	for i := range m.Payload {
+		m.Payload[i] = byte(seq*131 + uint64(i)*7)
+	}
+}
+
+func intact(m *market.Message) bool {
+	for i, b := range m.Payload {
+		if b != byte(m.Seq*131+uint64(i)*7) {
+			return false
+		}
+	}
+	return true
+}
+
+func publish(name string, count int64, opts ring.Options, waitSubs int, limit time.Duration) (map[string]any, error) {
+	pub, err := ring.Create[market.Message](name, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer pub.Close()
+	deadline := time.Now().Add(limit)
+	for {
+		st, err := ring.Inspect(name)
+		if err != nil {
+			return nil, err
+		}
+		active := 0
+		for _, s := range st.Subscribers {
+			if s.State == "active" {
+				active++
+			}
+		}
+		if active >= waitSubs {
+			break
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("ring %q: %d of %d subscribers registered after %v", name, active, waitSubs, limit)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	for seq := range uint64(count) {
+		m, err := pub.Claim()
+		if errors.Is(err, ring.ErrFull) {
+			continue // drop_newest: refused and counted by the ring
+		}
+		if err != nil {
+			return nil, fmt.Errorf("publish %d: %w", seq, err)
+		}
+		fill(m, seq)
+		if err := pub.Commit(); err != nil {
+			return nil, fmt.Errorf("commit %d: %w", seq, err)
+		}
+	}
+	pub.Flush()
+	secs := time.Since(start).Seconds()
+	return map[string]any{"published": pub.Published(), "dropped": pub.Dropped(), "seconds": secs,
+		"msgs_per_s": float64(count) / secs}, nil
+}
+
+func subscribe(name string, count int64, maxLag int, slow, limit time.Duration) (map[string]any, error) {
+	deadline := time.Now().Add(limit)
+	var sub *ring.Subscriber[market.Message]
+	for {
+		var err error
+		sub, err = ring.Attach[market.Message](name, ring.SubscribeOptions{MaxLag: maxLag})
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) || time.Now().After(deadline) {
+			return nil, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	defer sub.Close()
+	var received, gaps, torn, reordered int64
+	first, last := int64(-1), int64(-1)
+	var start time.Time
+	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(limit))
+	defer cancel()
+	for m, err := range sub.Messages(ctx) {
+		if err != nil {
+			if errors.Is(err, ring.ErrOverwritten) {
+				continue // lossy reader lapped mid-read: counted as dropped by the ring
+			}
+			return nil, err
+		}
+		if received == 0 {
+			start = time.Now()
+			first = int64(m.Seq)
+		}
+		seq := int64(m.Seq)
+		switch {
+		case last >= 0 && seq <= last:
+			reordered++
+		case last >= 0 && seq > last+1:
+			gaps += seq - last - 1
+		case last < 0 && seq > 0:
+			gaps += seq
+		}
+		if !intact(m) {
+			torn++
+		}
+		last = max(last, seq)
+		received++
+		if slow > 0 {
+			time.Sleep(slow)
+		}
+		if count > 0 && received >= count {
+			break
+		}
+	}
+	secs := 0.0
+	if received > 0 {
+		secs = time.Since(start).Seconds()
+	}
+	rate := 0.0
+	if secs > 0 {
+		rate = float64(received) / secs
+	}
+	return map[string]any{"received": received, "dropped": sub.Dropped(), "gaps": gaps, "torn": torn,
+		"reordered": reordered, "first": first, "last": last, "seconds": secs, "msgs_per_s": rate}, nil
+}
