@@ -43,7 +43,8 @@ type consumer struct {
 	spin     int
 
 	head       uint64 // next index to read
-	tail       uint64 // last tail loaded (monotonic)
+	tail       uint64 // committed up to here, as far as we know (monotonic)
+	loaded     uint64 // last tail loaded from the header (monotonic)
 	join       uint64 // head at registration
 	received   uint64
 	dropped    uint64
@@ -154,19 +155,34 @@ func (c *consumer) msg(idx uint64) unsafe.Pointer {
 // skipping (and counting) any beyond the lag window.
 func (c *consumer) poll() (uint64, error) {
 	if c.head >= c.tail {
+		// Fast path: the next slot's committed stamp (2h+2, stored after the
+		// message bytes; pairs with the producer's commit store) proves slot
+		// h complete before the producer publishes tail, so a caught-up
+		// reader takes one cache line (the slot's) instead of two (tail's,
+		// then the slot's). c.tail stays a lower bound of what is committed.
+		// Only unlimited subscribers: a lossy one needs tail for its lag
+		// window (ABI.md §8.5, step 1a).
+		if c.window == c.capacity && atomic.LoadUint64(c.stamp(c.head)) == 2*c.head+2 {
+			if atomic.LoadUint64(c.genP) != c.gen {
+				return 0, c.evicted()
+			}
+			c.tail = c.head + 1
+			return 1, nil
+		}
 		// Tail load, sequentially consistent (an acquire): every slot below
 		// it is committed. Pairs with the producer's tail store.
 		t := atomic.LoadUint64(c.tailP)
-		if t < c.tail {
-			return 0, fmt.Errorf("receive %q: %w: tail moved back from %d to %d", c.s.name, ErrCorrupt, c.tail, t)
+		if t < c.loaded {
+			return 0, fmt.Errorf("receive %q: %w: tail moved back from %d to %d", c.s.name, ErrCorrupt, c.loaded, t)
 		}
+		c.loaded = t
 		// Our generation (a load of our own line): an evicted subscriber
 		// learns it before it reads on.
 		if atomic.LoadUint64(c.genP) != c.gen {
 			return 0, c.evicted()
 		}
-		c.tail = t
-		if t <= c.head {
+		c.tail = max(c.tail, t)
+		if c.tail <= c.head {
 			return 0, nil
 		}
 	}
@@ -264,6 +280,7 @@ func (c *consumer) borrowBatch(maxN uint64) (unsafe.Pointer, uint64, error) {
 	}
 	if t := atomic.LoadUint64(c.tailP); t > c.tail { // take all that is published
 		c.tail = t
+		c.loaded = max(c.loaded, t)
 	}
 	n := min(c.tail-c.head, maxN, c.capacity-(c.head&c.mask))
 	for k := uint64(1); k < n; k++ {

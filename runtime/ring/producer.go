@@ -230,8 +230,8 @@ func (p *producer) scan(w uint64) (blocker int, head uint64) {
 			continue // lossy subscribers never hold the producer back
 		}
 		h := atomic.LoadUint64(p.s.u64(e + entHead))
-		if h > p.published {
-			// A head beyond the tail is impossible for an honest
+		if h > w { // beyond what is committed: see ABI.md §8.2
+			// A head beyond the committed count is impossible for an honest
 			// subscriber: evict it rather than trust it.
 			p.remove(i, atomic.LoadUint64(p.s.u64(e+entGen)), entEvicted)
 			continue
