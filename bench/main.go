@@ -1,0 +1,344 @@
+// Command bench measures Tachyon beside its floors and its peers in one run
+// and writes bench-results.json and bench-latency.svg at the repository root.
+// `make bench` builds what it needs and runs it; `make bench-quick` runs a
+// smaller version for a smoke test.
+//
+// Every figure is measured on this machine in this run, cross-process where
+// the figure is about IPC, with the two processes pinned to distinct CPUs
+// where there are two. Latencies are round trips of the 64-byte seed message.
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Metric is one figure of bench-results.json.
+type Metric struct {
+	Value float64 `json:"value"`
+	Unit  string  `json:"unit"`
+	Note  string  `json:"note,omitempty"`
+}
+
+type results struct {
+	Machine map[string]any     `json:"machine"`
+	Metrics map[string]Metric  `json:"metrics"`
+	Latency map[string]Latency `json:"latency_ns"`
+	Missing map[string]string  `json:"missing,omitempty"`
+	Targets []target           `json:"targets"`
+}
+
+type target struct {
+	Name     string  `json:"name"`
+	Rule     string  `json:"rule"`
+	Measured float64 `json:"measured_ratio"`
+	Met      bool    `json:"met"`
+}
+
+var (
+	quick    = flag.Bool("quick", false, "small sample sizes: a smoke run")
+	out      = flag.String("out", "bench-results.json", "results file")
+	svg      = flag.String("svg", "bench-latency.svg", "latency plot")
+	floorPP  = flag.String("floor-pingpong", "build/bench/floor_pingpong", "C cache-line ping-pong floor")
+	floorRng = flag.String("floor-spsc", "build/bench/floor_spsc", "C SPSC ring floor")
+	gopeer   = flag.String("gopeer", "bin/gopeer", "Go interop peer")
+	gen      = flag.String("tachyon-gen", "bin/tachyon-gen", "tachyon-gen binary")
+	python   = flag.String("python", ".venv/bin/python", "Python of the venv")
+	cppRTT   = flag.String("cpp-rtt", "build/bench/cpp_rtt", "Go<->C++ ping-pong benchmark (prints JSON)")
+)
+
+func main() {
+	if len(os.Args) > 2 && os.Args[1] == "child" {
+		os.Exit(runChild(os.Args[2], os.Args[3:]))
+	}
+	flag.Parse()
+	r := &results{Machine: machine(), Metrics: map[string]Metric{}, Latency: map[string]Latency{}, Missing: map[string]string{}}
+	n, warm := 200_000, 20_000
+	msgs := int64(5_000_000)
+	if *quick {
+		n, warm, msgs = 20_000, 2_000, 500_000
+	}
+	step := func(name string, fn func() error) {
+		fmt.Fprintf(os.Stderr, "bench: %s...\n", name)
+		t0 := time.Now()
+		if err := fn(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
+			r.Missing[name] = err.Error()
+		}
+		fmt.Fprintf(os.Stderr, "bench: %s done in %.1fs\n", name, time.Since(t0).Seconds())
+	}
+	lat := func(key string, l Latency) {
+		r.Latency[key] = l
+	}
+	step("floor ping-pong (C)", func() error {
+		return mergeJSON(r, "ns", *floorPP, "--iterations", fmt.Sprint(n+warm))
+	})
+	step("floor SPSC ring (C)", func() error {
+		return mergeJSON(r, "msgs/s", *floorRng, "--count", fmt.Sprint(msgs))
+	})
+	step("Go<->Go ring ping-pong", func() error {
+		l, err := ringPingPong(n, warm)
+		if err != nil {
+			return err
+		}
+		lat("go_go_ring", l)
+		r.Metrics["go_go_rtt_p50_ns"] = Metric{l.P50, "ns", ""}
+		r.Metrics["go_go_rtt_p99_ns"] = Metric{l.P99, "ns", ""}
+		r.Metrics["go_go_rtt_p999_ns"] = Metric{l.P999, "ns", ""}
+		return nil
+	})
+	for _, kind := range []string{"uds", "pipe"} {
+		step(kind+" ping-pong (Go)", func() error {
+			l, err := streamPingPong(kind, n/10, warm/10)
+			if err != nil {
+				return err
+			}
+			lat(kind, l)
+			r.Metrics[kind+"_rtt_p50_ns"] = Metric{l.P50, "ns", ""}
+			r.Metrics[kind+"_rtt_p99_ns"] = Metric{l.P99, "ns", ""}
+			return nil
+		})
+	}
+	step("Go channel ping-pong (in-process reference)", func() error {
+		l := channelPingPong(n, warm)
+		lat("go_channel", l)
+		r.Metrics["go_channel_rtt_p50_ns"] = Metric{l.P50, "ns", "two goroutines, one process"}
+		return nil
+	})
+	step("Go->Go throughput", func() error { return throughput(r, msgs) })
+	step("Go<->C++ ping-pong", func() error {
+		return mergeJSON(r, "ns", *cppRTT, "--iterations", fmt.Sprint(n+warm))
+	})
+	step("Python ring throughput", func() error {
+		return mergeJSON(r, "msgs/s", *python, "runtime/python/bench_ring.py", "--json", quickFlag())
+	})
+	step("NumPy decode vs struct loop", func() error {
+		return mergeJSON(r, "msgs/s", *python, "tests/python/bench_decode.py", "--json", quickFlag())
+	})
+	step("allocations per message", func() error { return allocs(r) })
+	step("Go encode/decode", func() error { codec(r); return nil })
+	step("tachyon-gen generate, 1000 messages", func() error { return generate(r) })
+
+	r.Targets = checkTargets(r)
+	report(r)
+	data, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(*out, append(data, '\n'), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(*svg, plot(r), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("\nwrote %s and %s\n", *out, *svg)
+}
+
+func quickFlag() string {
+	if *quick {
+		return "--quick"
+	}
+	return "--full"
+}
+
+func runChild(role string, args []string) int {
+	var err error
+	switch role {
+	case "echo":
+		err = echoChild(args[0], args[1])
+	case "stream-echo":
+		err = streamEchoChild()
+	default:
+		err = fmt.Errorf("unknown child role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench child:", err)
+		return 1
+	}
+	return 0
+}
+
+// mergeJSON runs a program that prints a JSON object of numbers (its last
+// line) and records each as a metric. Percentile keys also feed the plot.
+func mergeJSON(r *results, unit string, argv ...string) error {
+	args := slices.DeleteFunc(argv[1:], func(s string) bool { return s == "" })
+	if _, err := os.Stat(argv[0]); err != nil {
+		return fmt.Errorf("%s not built (make bench builds it)", argv[0])
+	}
+	cmd := exec.Command(argv[0], args...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, lastLine(stderr.String()))
+	}
+	var obj map[string]any
+	if err := json.Unmarshal([]byte(lastLine(stdout.String())), &obj); err != nil {
+		return fmt.Errorf("%s: output is not a JSON object: %v", argv[0], err)
+	}
+	for k, v := range obj {
+		f, ok := v.(float64)
+		if !ok {
+			continue
+		}
+		u := unit
+		switch {
+		case strings.HasSuffix(k, "_ns"):
+			u = "ns"
+		case strings.HasSuffix(k, "_per_s"):
+			u = "msgs/s"
+		}
+		r.Metrics[k] = Metric{Value: f, Unit: u}
+	}
+	return nil
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func machine() map[string]any {
+	m := map[string]any{"cpus": runtime.NumCPU(), "go": runtime.Version(), "os": runtime.GOOS + "/" + runtime.GOARCH,
+		"date": time.Now().UTC().Format(time.RFC3339)}
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(data), "\n") {
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m["cpu"] = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if data, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m["kernel"] = strings.TrimSpace(string(data))
+	}
+	return m
+}
+
+// checkTargets evaluates the targets of the benchmark issue as ratios.
+func checkTargets(r *results) []target {
+	get := func(k string) (float64, bool) { m, ok := r.Metrics[k]; return m.Value, ok }
+	var ts []target
+	ratio := func(name, rule, num, den string, limit float64, atMost bool) {
+		a, ok1 := get(num)
+		b, ok2 := get(den)
+		if !ok1 || !ok2 || b == 0 {
+			return
+		}
+		x := a / b
+		met := x >= limit
+		if atMost {
+			met = x <= limit
+		}
+		ts = append(ts, target{name, rule, x, met})
+	}
+	ratio("ring RTT vs floor", "go_go_rtt_p50_ns <= 1.25 x floor_rtt_p50_ns", "go_go_rtt_p50_ns", "floor_rtt_p50_ns", 1.25, true)
+	ratio("ring vs Unix socket", "uds_rtt_p50_ns >= 300 x go_go_rtt_p50_ns", "uds_rtt_p50_ns", "go_go_rtt_p50_ns", 300, false)
+	ratio("ring throughput vs C floor", "go_go_msgs_per_s >= 0.7 x floor_ring_msgs_per_s", "go_go_msgs_per_s", "floor_ring_msgs_per_s", 0.7, false)
+	ratio("Go->Python vs Go->Go", "go_python_msgs_per_s >= 0.5 x go_go_msgs_per_s", "go_python_msgs_per_s", "go_go_msgs_per_s", 0.5, false)
+	ratio("Go->Python vs mp.Queue", "go_python_msgs_per_s >= 200 x mp_queue_msgs_per_s", "go_python_msgs_per_s", "mp_queue_msgs_per_s", 200, false)
+	ratio("NumPy decode vs struct loop", "numpy_decode_msgs_per_s >= 50 x struct_loop_decode_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", 50, false)
+	ratio("Go<->C++ RTT vs floor", "go_cpp_rtt_p50_ns <= 1.5 x floor_rtt_p50_ns", "go_cpp_rtt_p50_ns", "floor_rtt_p50_ns", 1.5, true)
+	if a, ok := get("go_allocs_per_msg"); ok {
+		ts = append(ts, target{"allocations", "go_allocs_per_msg == 0", a, a == 0})
+	}
+	if a, ok := get("generate_1000_s"); ok {
+		ts = append(ts, target{"compiler", "generate_1000_s < 0.5", a, a < 0.5})
+	}
+	return ts
+}
+
+func report(r *results) {
+	fmt.Printf("Tachyon benchmarks — %v, %v CPUs, %v\n\n", r.Machine["cpu"], r.Machine["cpus"], r.Machine["date"])
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "round trip (64 B)\tp50\tp90\tp99\tp99.9\tvs floor p50")
+	floor := r.Metrics["floor_rtt_p50_ns"].Value
+	rows := []struct{ key, label string }{{"floor", "floor: C cache-line ping-pong"}, {"go_go_ring", "Tachyon Go<->Go"},
+		{"go_channel", "Go channel (in-process)"}, {"pipe", "pipe (Go)"}, {"uds", "Unix socket (Go)"}}
+	for _, row := range rows {
+		l, ok := r.Latency[row.key]
+		if row.key == "floor" {
+			if floor == 0 {
+				continue
+			}
+			l = Latency{P50: floor, P99: r.Metrics["floor_rtt_p99_ns"].Value, P999: r.Metrics["floor_rtt_p999_ns"].Value}
+			ok = true
+		}
+		if !ok {
+			continue
+		}
+		vs := "-"
+		if floor > 0 {
+			vs = fmt.Sprintf("%.2fx", l.P50/floor)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.label, ns(l.P50), ns(l.P90), ns(l.P99), ns(l.P999), vs)
+	}
+	if m, ok := r.Metrics["go_cpp_rtt_p50_ns"]; ok {
+		fmt.Fprintf(tw, "Tachyon Go<->C++\t%s\t\t%s\t\t%.2fx\n", ns(m.Value), ns(r.Metrics["go_cpp_rtt_p99_ns"].Value), m.Value/max(floor, 1))
+	}
+	tw.Flush()
+
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "metric\tvalue\tunit")
+	keys := make([]string, 0, len(r.Metrics))
+	for k := range r.Metrics {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		m := r.Metrics[k]
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", k, human(m.Value), m.Unit)
+	}
+	tw.Flush()
+
+	fmt.Println()
+	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "target\trule\tmeasured\tmet")
+	for _, t := range r.Targets {
+		met := "yes"
+		if !t.Met {
+			met = "NO"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%s\n", t.Name, t.Rule, t.Measured, met)
+	}
+	tw.Flush()
+	for k, v := range r.Missing {
+		fmt.Printf("not measured: %s (%s)\n", k, v)
+	}
+}
+
+func ns(v float64) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v >= 1e6:
+		return fmt.Sprintf("%.2f ms", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.2f us", v/1e3)
+	}
+	return fmt.Sprintf("%.0f ns", v)
+}
+
+func human(v float64) string {
+	switch {
+	case v >= 1e9:
+		return fmt.Sprintf("%.3g G", v/1e9)
+	case v >= 1e6:
+		return fmt.Sprintf("%.3g M", v/1e6)
+	case v >= 1e4:
+		return fmt.Sprintf("%.3g k", v/1e3)
+	}
+	return fmt.Sprintf("%.4g", v)
+}

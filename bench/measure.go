@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tachyon-io/tachyon/examples/market"
+	"github.com/tachyon-io/tachyon/examples/pipeline/peers"
+	"github.com/tachyon-io/tachyon/runtime/ring"
+)
+
+// throughput streams msgs seed messages Go -> Go between two peer processes
+// (batched index publication), best of three runs, and one publisher to
+// three subscribers.
+func throughput(r *results, msgs int64) error {
+	gp := peers.Peer{Lang: "go", Argv: []string{*gopeer}}
+	best := 0.0
+	for i := range 3 {
+		run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-tp%d", os.Getpid(), i), Count: msgs, Pub: gp, Subs: []peers.Sub{{Peer: gp}}}
+		res, err := peers.Execute(run)
+		if err == nil {
+			err = res.Check(run)
+		}
+		if err != nil {
+			return err
+		}
+		best = max(best, res.Subs[0].MsgsPerS)
+	}
+	r.Metrics["go_go_msgs_per_s"] = Metric{best, "msgs/s", "best of 3, one subscriber process"}
+	run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-fan", os.Getpid()), Count: msgs, Pub: gp,
+		Subs: []peers.Sub{{Peer: gp}, {Peer: gp}, {Peer: gp}}}
+	res, err := peers.Execute(run)
+	if err == nil {
+		err = res.Check(run)
+	}
+	if err != nil {
+		return err
+	}
+	slowest := res.Subs[0].MsgsPerS
+	for _, s := range res.Subs {
+		slowest = min(slowest, s.MsgsPerS)
+	}
+	r.Metrics["go_fanout3_msgs_per_s"] = Metric{slowest, "msgs/s", "1 publisher, 3 subscriber processes, slowest subscriber"}
+	return nil
+}
+
+// allocs counts heap allocations per message on the zero-copy paths.
+func allocs(r *results) error {
+	name := fmt.Sprintf("tachyon-bench-%d-allocs", os.Getpid())
+	pub, err := ring.Create[market.Message](name, ring.Options{Capacity: 1024})
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	sub, err := ring.Attach[market.Message](name, ring.SubscribeOptions{})
+	if err != nil {
+		return err
+	}
+	defer sub.Close()
+	ctx := context.Background()
+	var failure error
+	n := testing.AllocsPerRun(10_000, func() {
+		m, err := pub.Claim()
+		if err != nil {
+			failure = err
+			return
+		}
+		m.Seq++
+		_ = pub.Commit()
+		pub.Flush()
+		if _, err := sub.Borrow(ctx); err != nil {
+			failure = err
+			return
+		}
+		_ = sub.Release()
+	})
+	if failure != nil {
+		return failure
+	}
+	r.Metrics["go_allocs_per_msg"] = Metric{n, "allocs", "Claim/Commit + Borrow/Release"}
+	return nil
+}
+
+// codec compares the generated encoders with encoding/binary's reflection
+// based Read/Write of the same struct.
+func codec(r *results) {
+	m := market.Message{Seq: 1, TimestampNs: 2}
+	buf := make([]byte, 0, market.MessageSize)
+	wire, _ := m.MarshalBinary()
+	record := func(key string, res testing.BenchmarkResult, note string) {
+		r.Metrics[key] = Metric{float64(res.NsPerOp()), "ns/op", note}
+	}
+	record("go_append_binary_ns", testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			buf, _ = m.AppendBinary(buf[:0])
+		}
+	}), "generated AppendBinary into a reused buffer")
+	var w bytes.Buffer
+	record("go_binary_write_ns", testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			w.Reset()
+			_ = binary.Write(&w, binary.LittleEndian, &m)
+		}
+	}), "encoding/binary.Write of the same struct")
+	record("go_unmarshal_binary_ns", testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			_ = m.UnmarshalBinary(wire)
+		}
+	}), "generated UnmarshalBinary")
+	record("go_binary_read_ns", testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			_ = binary.Read(bytes.NewReader(wire), binary.LittleEndian, &m)
+		}
+	}), "encoding/binary.Read of the same struct")
+	aligned := make([]byte, market.MessageSize)
+	copy(aligned, wire)
+	record("go_view_ns", testing.Benchmark(func(b *testing.B) {
+		for b.Loop() {
+			v, _ := market.MessageFromBytes(aligned)
+			m.Seq = v.Seq
+		}
+	}), "zero-copy MessageFromBytes + one field read")
+}
+
+// generate times `tachyon-gen generate` of a 1 000-message schema as a whole
+// process (start-up included), median of five.
+func generate(r *results) error {
+	dir, err := os.MkdirTemp("", "tachyon-bench-gen")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	var b strings.Builder
+	b.WriteString("package big;\n\nenum Side: u8 { BID = 1; ASK = 2; }\nstruct Level { price: i64; qty: u32; side: Side; }\n\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "/// Message %d.\n@id(%d)\nmessage M%d {\n    seq: u64;\n    ts: u64;\n    levels: [4]Level;\n    venue: [8]char;\n    heat: [2][3]f32;\n    flag: bool;\n}\n\n", i, i+1, i)
+	}
+	src := filepath.Join(dir, "big.tsch")
+	if err := os.WriteFile(src, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	var times []float64
+	for range 5 {
+		t0 := time.Now()
+		cmd := exec.Command(*gen, "generate", "--go-out", filepath.Join(dir, "go"), src)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s: %v: %s", *gen, err, out)
+		}
+		times = append(times, time.Since(t0).Seconds())
+		os.RemoveAll(filepath.Join(dir, "go"))
+	}
+	slices.Sort(times)
+	r.Metrics["generate_1000_s"] = Metric{times[2], "s", "Go output, whole process, median of 5"}
+	return nil
+}

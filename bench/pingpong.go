@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tachyon-io/tachyon/examples/market"
+	"github.com/tachyon-io/tachyon/runtime/ring"
+)
+
+// Latency is a distribution of round-trip times.
+type Latency struct {
+	P50, P90, P99, P999, Max float64 // nanoseconds
+	N                        int
+}
+
+func latencyOf(rtts []time.Duration) Latency {
+	slices.Sort(rtts)
+	q := func(p float64) float64 {
+		return float64(rtts[min(len(rtts)-1, int(p*float64(len(rtts))))].Nanoseconds())
+	}
+	return Latency{P50: q(0.50), P90: q(0.90), P99: q(0.99), P999: q(0.999), Max: float64(rtts[len(rtts)-1]), N: len(rtts)}
+}
+
+// pin locks the goroutine to its thread and the thread to a CPU, where the
+// machine has at least two.
+func pin(cpu int) {
+	runtime.LockOSThread()
+	if runtime.NumCPU() < 2 {
+		return
+	}
+	var set unix.CPUSet
+	set.Set(cpu % runtime.NumCPU())
+	_ = unix.SchedSetaffinity(0, &set)
+}
+
+// child re-executes this program in a helper role.
+func child(role string, args ...string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, append([]string{"child", role}, args...)...)
+	cmd.Stderr = os.Stderr
+	return cmd, nil
+}
+
+// ringPingPong measures Go <-> Go round trips of the seed message over two
+// rings: Publish on "ping", the child echoes on "pong", Recv back.
+func ringPingPong(n, warm int) (Latency, error) {
+	base := fmt.Sprintf("tachyon-bench-%d", os.Getpid())
+	ping, pong := base+"-ping", base+"-pong"
+	pub, err := ring.Create[market.Message](ping, ring.Options{Capacity: 64, Batch: 1})
+	if err != nil {
+		return Latency{}, err
+	}
+	defer pub.Close()
+	cmd, err := child("echo", ping, pong)
+	if err != nil {
+		return Latency{}, err
+	}
+	if err := cmd.Start(); err != nil {
+		return Latency{}, err
+	}
+	defer cmd.Wait()
+	var sub *ring.Subscriber[market.Message]
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		sub, err = ring.Attach[market.Message](pong, ring.SubscribeOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return Latency{}, err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	defer sub.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		st, err := ring.Inspect(ping)
+		if err == nil && len(st.Subscribers) > 0 && st.Subscribers[0].State == "active" {
+			break
+		}
+		if time.Now().After(deadline) {
+			return Latency{}, fmt.Errorf("echo child never subscribed to %s", ping)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	pin(0)
+	defer runtime.UnlockOSThread()
+	ctx := context.Background()
+	rtts := make([]time.Duration, 0, n)
+	var in market.Message
+	for i := range n + warm {
+		t0 := time.Now()
+		m, err := pub.Claim()
+		if err != nil {
+			return Latency{}, err
+		}
+		m.Seq = uint64(i)
+		if err := pub.Commit(); err != nil {
+			return Latency{}, err
+		}
+		if err := sub.Recv(ctx, &in); err != nil || in.Seq != uint64(i) {
+			return Latency{}, fmt.Errorf("echo %d: %v (seq %d)", i, err, in.Seq)
+		}
+		if i >= warm {
+			rtts = append(rtts, time.Since(t0))
+		}
+	}
+	return latencyOf(rtts), nil
+}
+
+// echoChild subscribes to ping and republishes every message on pong.
+func echoChild(ping, pong string) error {
+	pin(1)
+	out, err := ring.Create[market.Message](pong, ring.Options{Capacity: 64, Batch: 1})
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	var in *ring.Subscriber[market.Message]
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		in, err = ring.Attach[market.Message](ping, ring.SubscribeOptions{})
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	defer in.Close()
+	ctx := context.Background()
+	var m market.Message
+	for {
+		if err := in.Recv(ctx, &m); err != nil {
+			return nil // publisher closed: done
+		}
+		if err := out.Publish(&m); err != nil {
+			return err
+		}
+	}
+}
+
+// streamPingPong measures round trips of 64 bytes over a byte stream to a
+// child that echoes them: a Unix socket pair or a pair of pipes.
+func streamPingPong(kind string, n, warm int) (Latency, error) {
+	var parentR, parentW, childR, childW *os.File
+	switch kind {
+	case "uds":
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		if err != nil {
+			return Latency{}, err
+		}
+		parentR = os.NewFile(uintptr(fds[0]), "uds-parent")
+		parentW = parentR
+		childR = os.NewFile(uintptr(fds[1]), "uds-child")
+		childW = childR
+	case "pipe":
+		var err error
+		if childR, parentW, err = os.Pipe(); err != nil {
+			return Latency{}, err
+		}
+		if parentR, childW, err = os.Pipe(); err != nil {
+			return Latency{}, err
+		}
+	}
+	cmd, err := child("stream-echo")
+	if err != nil {
+		return Latency{}, err
+	}
+	cmd.ExtraFiles = []*os.File{childR, childW}
+	if err := cmd.Start(); err != nil {
+		return Latency{}, err
+	}
+	childR.Close()
+	if childW != childR {
+		childW.Close()
+	}
+	pin(0)
+	defer runtime.UnlockOSThread()
+	var buf [64]byte
+	rtts := make([]time.Duration, 0, n)
+	for i := range n + warm {
+		t0 := time.Now()
+		if _, err := parentW.Write(buf[:]); err != nil {
+			return Latency{}, err
+		}
+		if _, err := io.ReadFull(parentR, buf[:]); err != nil {
+			return Latency{}, err
+		}
+		if i >= warm {
+			rtts = append(rtts, time.Since(t0))
+		}
+	}
+	parentW.Close()
+	if parentR != parentW {
+		parentR.Close()
+	}
+	_ = cmd.Wait()
+	return latencyOf(rtts), nil
+}
+
+// streamEchoChild echoes 64-byte frames from fd 3 to fd 4 until EOF.
+func streamEchoChild() error {
+	pin(1)
+	r, w := os.NewFile(3, "in"), os.NewFile(4, "out")
+	var buf [64]byte
+	for {
+		if _, err := io.ReadFull(r, buf[:]); err != nil {
+			return nil
+		}
+		if _, err := w.Write(buf[:]); err != nil {
+			return err
+		}
+	}
+}
+
+// channelPingPong is the in-process reference: two goroutines and two
+// unbuffered channels.
+func channelPingPong(n, warm int) Latency {
+	ping, pong := make(chan market.Message), make(chan market.Message)
+	go func() {
+		for m := range ping {
+			pong <- m
+		}
+		close(pong)
+	}()
+	rtts := make([]time.Duration, 0, n)
+	var m market.Message
+	for i := range n + warm {
+		t0 := time.Now()
+		m.Seq = uint64(i)
+		ping <- m
+		m = <-pong
+		if i >= warm {
+			rtts = append(rtts, time.Since(t0))
+		}
+	}
+	close(ping)
+	return latencyOf(rtts)
+}

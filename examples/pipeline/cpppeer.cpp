@@ -1,0 +1,246 @@
+// cpppeer is the C++ interop peer of examples/pipeline/PEERS.md: it
+// publishes or subscribes the seed message (market::Message) on a named ring
+// and prints a one-line JSON summary on stdout.
+//
+// Build (the generated header comes from the tachyon-gen CLI):
+//   go run ./cmd/tachyon-gen generate --cpp-out build/gen/cpp examples/Message.tsch
+//   g++ -std=c++20 -O2 -Iruntime/cpp/include -Ibuild/gen/cpp examples/pipeline/cpppeer.cpp -o build/cpppeer
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include <tachyon/ring.hpp>
+
+#include "message.tsch.hpp"
+
+namespace {
+
+using market::Message;
+using Clock = std::chrono::steady_clock;
+
+struct Args {
+    std::string role;
+    std::string ring;
+    std::int64_t count = 0;
+    std::uint64_t capacity = 4096;
+    std::string policy = "block";
+    std::uint32_t max_subscribers = 8;
+    std::size_t wait_subscribers = 1;
+    std::uint32_t batch = 64;
+    std::uint64_t max_lag = 0;
+    std::int64_t slow_us = 0;
+    double timeout_s = 30;
+};
+
+[[noreturn]] void usage(const std::string& why) {
+    std::fprintf(stderr, "cpppeer: %s\nusage: cpppeer pub|sub --ring NAME [flags] (see examples/pipeline/PEERS.md)\n",
+                 why.c_str());
+    std::exit(2);
+}
+
+std::uint64_t to_u64(std::string_view flag, const std::string& v) {
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long x = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end != '\0' || errno != 0 || v[0] == '-') usage("bad value for " + std::string(flag) + ": " + v);
+    return x;
+}
+
+Args parse(int argc, char** argv) {
+    if (argc < 2 || (std::string_view(argv[1]) != "pub" && std::string_view(argv[1]) != "sub"))
+        usage("first argument must be pub or sub");
+    Args a;
+    a.role = argv[1];
+    for (int i = 2; i < argc; ++i) {
+        std::string flag = argv[i];
+        std::string value;
+        if (flag.rfind("--", 0) == 0)
+            flag.erase(0, 2);
+        else if (flag.rfind("-", 0) == 0)
+            flag.erase(0, 1);
+        else
+            usage("unexpected argument " + flag);
+        if (const auto eq = flag.find('='); eq != std::string::npos) {
+            value = flag.substr(eq + 1);
+            flag.resize(eq);
+        } else {
+            if (i + 1 >= argc) usage("flag --" + flag + " needs a value");
+            value = argv[++i];
+        }
+        if (flag == "ring") a.ring = value;
+        else if (flag == "count") a.count = static_cast<std::int64_t>(to_u64(flag, value));
+        else if (flag == "capacity") a.capacity = to_u64(flag, value);
+        else if (flag == "policy") a.policy = value;
+        else if (flag == "max-subscribers") a.max_subscribers = static_cast<std::uint32_t>(to_u64(flag, value));
+        else if (flag == "wait-subscribers") a.wait_subscribers = to_u64(flag, value);
+        else if (flag == "batch") a.batch = static_cast<std::uint32_t>(to_u64(flag, value));
+        else if (flag == "max-lag") a.max_lag = to_u64(flag, value);
+        else if (flag == "slow-us") a.slow_us = static_cast<std::int64_t>(to_u64(flag, value));
+        else if (flag == "timeout-s") {
+            char* end = nullptr;
+            a.timeout_s = std::strtod(value.c_str(), &end);
+            if (*end != '\0' || !(a.timeout_s > 0)) usage("bad value for --timeout-s: " + value);
+        } else usage("unknown flag --" + flag);
+    }
+    if (a.ring.empty()) usage("--ring is required");
+    return a;
+}
+
+std::uint64_t realtime_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+/// Writes message seq as PEERS.md defines it.
+void fill(Message& m, std::uint64_t seq) {
+    m.seq = seq;
+    m.timestamp_ns = realtime_ns();
+    for (std::uint64_t i = 0; i < sizeof m.payload; ++i) m.payload[i] = static_cast<std::uint8_t>(seq * 131 + i * 7);
+}
+
+bool intact(const Message& m) {
+    for (std::uint64_t i = 0; i < sizeof m.payload; ++i) {
+        if (m.payload[i] != static_cast<std::uint8_t>(m.seq * 131 + i * 7)) return false;
+    }
+    return true;
+}
+
+std::string json_string(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        if (c == '"' || c == '\\') out += '\\';
+        out += c;
+    }
+    return out + '"';
+}
+
+std::chrono::nanoseconds seconds(double s) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+}
+
+int publish(const Args& a) {
+    tachyon::Options o;
+    o.capacity = a.capacity;
+    o.max_subscribers = a.max_subscribers;
+    o.batch = a.batch;
+    o.timeout = seconds(a.timeout_s);
+    if (a.policy == "block") o.policy = tachyon::Policy::block;
+    else if (a.policy == "drop_newest") o.policy = tachyon::Policy::drop_newest;
+    else if (a.policy == "drop_oldest") o.policy = tachyon::Policy::drop_oldest;
+    else usage("unknown policy " + a.policy);
+
+    auto pub = tachyon::Publisher<Message>::create(a.ring, o);
+    const auto deadline = Clock::now() + seconds(a.timeout_s);
+    for (std::size_t active; (active = pub.active_subscribers()) < a.wait_subscribers;) {
+        if (Clock::now() > deadline) {
+            std::fprintf(stderr, "cpppeer: ring \"%s\": %zu of %zu subscribers registered after %gs\n",
+                         a.ring.c_str(), active, a.wait_subscribers, a.timeout_s);
+            return 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    const auto start = Clock::now();
+    for (std::uint64_t seq = 0; seq < static_cast<std::uint64_t>(a.count); ++seq) {
+        const auto m = pub.claim();
+        if (m.error() == tachyon::Errc::full) continue;  // drop_newest: refused and counted by the ring
+        if (!m) {
+            std::fprintf(stderr, "cpppeer: publish %llu: %s\n", static_cast<unsigned long long>(seq),
+                         std::string(tachyon::to_string(m.error())).c_str());
+            return 1;
+        }
+        fill(**m, seq);
+        if (const auto e = pub.commit(); e != tachyon::Errc::ok) {
+            std::fprintf(stderr, "cpppeer: commit %llu: %s\n", static_cast<unsigned long long>(seq),
+                         std::string(tachyon::to_string(e)).c_str());
+            return 1;
+        }
+    }
+    pub.flush();
+    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    std::printf("{\"lang\": \"cpp\", \"role\": \"pub\", \"ring\": %s, \"published\": %llu, \"dropped\": %llu, "
+                "\"seconds\": %.6f, \"msgs_per_s\": %.0f}\n",
+                json_string(a.ring).c_str(), static_cast<unsigned long long>(pub.published()),
+                static_cast<unsigned long long>(pub.dropped()), secs,
+                secs > 0 ? static_cast<double>(a.count) / secs : 0.0);
+    std::fflush(stdout);
+    pub.close();
+    return 0;
+}
+
+int subscribe(const Args& a) {
+    const auto limit = seconds(a.timeout_s);
+    const auto deadline = Clock::now() + limit;
+    tachyon::SubscribeOptions so;
+    so.max_lag = a.max_lag;
+    std::optional<tachyon::Subscriber<Message>> sub;
+    while (!sub) {
+        try {
+            sub.emplace(tachyon::Subscriber<Message>::attach(a.ring, so));
+        } catch (const tachyon::Error& e) {
+            const bool retry = e.code() == tachyon::Errc::not_found || e.code() == tachyon::Errc::not_ready;
+            if (!retry || Clock::now() > deadline) throw;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    // As the Go peer: the receive deadline is the attach deadline + the limit.
+    const auto recv_deadline = deadline + limit;
+    std::int64_t received = 0, gaps = 0, torn = 0, reordered = 0, first = -1, last = -1;
+    Clock::time_point start{};
+    Message m{};
+    for (;;) {
+        const auto now = Clock::now();
+        const auto left = recv_deadline > now ? recv_deadline - now : Clock::duration::zero();
+        const tachyon::Errc e = sub->recv(m, std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+        if (e == tachyon::Errc::closed) break;
+        if (e != tachyon::Errc::ok) {
+            std::fprintf(stderr, "cpppeer: receive %s: %s\n", json_string(a.ring).c_str(),
+                         std::string(tachyon::to_string(e)).c_str());
+            return 1;
+        }
+        if (received == 0) {
+            start = Clock::now();
+            first = static_cast<std::int64_t>(m.seq);
+        }
+        const auto seq = static_cast<std::int64_t>(m.seq);
+        if (last >= 0 && seq <= last) ++reordered;
+        else if (last >= 0 && seq > last + 1) gaps += seq - last - 1;
+        else if (last < 0 && seq > 0) gaps += seq;
+        if (!intact(m)) ++torn;
+        last = std::max(last, seq);
+        ++received;
+        if (a.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(a.slow_us));
+        if (a.count > 0 && received >= a.count) break;
+    }
+    const double secs = received > 0 ? std::chrono::duration<double>(Clock::now() - start).count() : 0.0;
+    std::printf("{\"lang\": \"cpp\", \"role\": \"sub\", \"ring\": %s, \"received\": %lld, \"dropped\": %llu, "
+                "\"gaps\": %lld, \"torn\": %lld, \"reordered\": %lld, \"first\": %lld, \"last\": %lld, "
+                "\"seconds\": %.6f, \"msgs_per_s\": %.0f}\n",
+                json_string(a.ring).c_str(), static_cast<long long>(received),
+                static_cast<unsigned long long>(sub->dropped()), static_cast<long long>(gaps),
+                static_cast<long long>(torn), static_cast<long long>(reordered), static_cast<long long>(first),
+                static_cast<long long>(last), secs, secs > 0 ? static_cast<double>(received) / secs : 0.0);
+    std::fflush(stdout);
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const Args a = parse(argc, argv);
+    try {
+        return a.role == "pub" ? publish(a) : subscribe(a);
+    } catch (const tachyon::Error& e) {
+        std::fprintf(stderr, "cpppeer: %s\n", e.what());
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "cpppeer: %s\n", e.what());
+    }
+    return 1;
+}

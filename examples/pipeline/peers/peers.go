@@ -1,0 +1,197 @@
+// Package peers drives interop peers (examples/pipeline/PEERS.md) of any
+// language: it starts publishers and subscribers as separate processes,
+// collects their one-line JSON summaries and checks them. The interop matrix
+// test and the demo are built on it.
+package peers
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Peer is one language's peer program.
+type Peer struct {
+	Lang string   // "go", "cpp", "python"
+	Argv []string // the command, without the pub/sub verb
+	Env  []string // extra environment
+}
+
+// Summary is a peer's JSON summary line.
+type Summary struct {
+	Lang      string  `json:"lang"`
+	Role      string  `json:"role"`
+	Ring      string  `json:"ring"`
+	Published int64   `json:"published"`
+	Received  int64   `json:"received"`
+	Dropped   int64   `json:"dropped"`
+	Gaps      int64   `json:"gaps"`
+	Torn      int64   `json:"torn"`
+	Reordered int64   `json:"reordered"`
+	First     int64   `json:"first"`
+	Last      int64   `json:"last"`
+	Seconds   float64 `json:"seconds"`
+	MsgsPerS  float64 `json:"msgs_per_s"`
+}
+
+// Sub describes one subscriber of a run.
+type Sub struct {
+	Peer   Peer
+	MaxLag int
+	SlowUs int
+}
+
+// Run is one publisher feeding subscribers on one ring.
+type Run struct {
+	Ring     string
+	Count    int64
+	Policy   string // default "block"
+	Capacity int    // default 4096
+	Pub      Peer
+	Subs     []Sub
+	Timeout  time.Duration // default 60 s
+}
+
+// Result holds the summaries of a run, subscribers in the order given.
+type Result struct {
+	Pub  Summary
+	Subs []Summary
+}
+
+type proc struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	label  string
+}
+
+func start(ctx context.Context, p Peer, label string, args ...string) (*proc, error) {
+	argv := append(append([]string{}, p.Argv...), args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), p.Env...)
+	pr := &proc{cmd: cmd, label: label}
+	cmd.Stdout, cmd.Stderr = &pr.stdout, &pr.stderr
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: start %v: %w", label, argv, err)
+	}
+	return pr, nil
+}
+
+func (pr *proc) wait() (Summary, error) {
+	err := pr.cmd.Wait()
+	var s Summary
+	line := strings.TrimSpace(pr.stdout.String())
+	if i := strings.LastIndexByte(line, '\n'); i >= 0 {
+		line = line[i+1:]
+	}
+	if err != nil {
+		return s, fmt.Errorf("%s: %v\nstderr: %s", pr.label, err, pr.stderr.String())
+	}
+	if jerr := json.Unmarshal([]byte(line), &s); jerr != nil {
+		return s, fmt.Errorf("%s: summary %q: %v\nstderr: %s", pr.label, line, jerr, pr.stderr.String())
+	}
+	return s, nil
+}
+
+// Execute starts the subscribers, then the publisher (which waits for them to
+// register), and waits for every process.
+func Execute(r Run) (*Result, error) {
+	if r.Policy == "" {
+		r.Policy = "block"
+	}
+	if r.Capacity == 0 {
+		r.Capacity = 4096
+	}
+	if r.Timeout == 0 {
+		r.Timeout = 60 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.Timeout+10*time.Second)
+	defer cancel()
+	secs := fmt.Sprintf("%g", r.Timeout.Seconds())
+	var subs []*proc
+	for i, s := range r.Subs {
+		args := []string{"sub", "--ring", r.Ring, "--timeout-s", secs}
+		if s.MaxLag > 0 {
+			args = append(args, "--max-lag", fmt.Sprint(s.MaxLag))
+		}
+		if s.SlowUs > 0 {
+			args = append(args, "--slow-us", fmt.Sprint(s.SlowUs))
+		}
+		pr, err := start(ctx, s.Peer, fmt.Sprintf("%s sub %d", s.Peer.Lang, i), args...)
+		if err != nil {
+			cancel()
+			for _, p := range subs {
+				p.wait()
+			}
+			return nil, err
+		}
+		subs = append(subs, pr)
+	}
+	pub, err := start(ctx, r.Pub, r.Pub.Lang+" pub", "pub", "--ring", r.Ring, "--count", fmt.Sprint(r.Count),
+		"--policy", r.Policy, "--capacity", fmt.Sprint(r.Capacity), "--wait-subscribers", fmt.Sprint(len(r.Subs)),
+		"--timeout-s", secs)
+	if err != nil {
+		cancel()
+		for _, p := range subs {
+			p.wait()
+		}
+		return nil, err
+	}
+	res := &Result{Subs: make([]Summary, len(subs))}
+	var errs []error
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i, p := range subs {
+		wg.Go(func() {
+			s, err := p.wait()
+			mu.Lock()
+			defer mu.Unlock()
+			res.Subs[i] = s
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	res.Pub, err = pub.wait()
+	if err != nil {
+		errs = append(errs, err)
+		cancel() // a failed publisher: do not wait out the subscribers' timeout
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		return res, fmt.Errorf("ring %s: %v", r.Ring, errs)
+	}
+	return res, nil
+}
+
+// Check applies the PEERS.md rules: under block an unlimited subscriber
+// receives every message in order, intact; a lossy one accounts for every
+// message exactly (received + dropped == published, dropped == gaps).
+func (res *Result) Check(r Run) error {
+	if res.Pub.Published != r.Count && r.Policy != "drop_newest" {
+		return fmt.Errorf("%s: published %d of %d", r.Ring, res.Pub.Published, r.Count)
+	}
+	for i, s := range res.Subs {
+		who := fmt.Sprintf("%s: %s subscriber %d", r.Ring, s.Lang, i)
+		if s.Torn != 0 || s.Reordered != 0 {
+			return fmt.Errorf("%s: %d torn, %d reordered", who, s.Torn, s.Reordered)
+		}
+		if r.Subs[i].MaxLag == 0 && r.Policy != "drop_oldest" {
+			if s.Received != res.Pub.Published || s.Gaps != 0 || s.Dropped != 0 {
+				return fmt.Errorf("%s: received %d of %d (gaps %d, dropped %d)", who, s.Received, res.Pub.Published, s.Gaps, s.Dropped)
+			}
+			continue
+		}
+		if s.Received+s.Dropped != res.Pub.Published || s.Dropped != s.Gaps {
+			return fmt.Errorf("%s: received %d + dropped %d != published %d, or dropped != gaps %d", who, s.Received, s.Dropped, res.Pub.Published, s.Gaps)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,104 @@
+// Error vocabulary of the Tachyon C++ ring client.
+//
+// Setup (Publisher::create, Subscriber::attach) throws tachyon::Error, whose
+// what() names the ring and the values involved. The hot path never throws:
+// it returns an Errc or a Result<T>, both [[nodiscard]].
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace tachyon {
+
+/// Why an operation did not complete. The names follow runtime/ring's
+/// sentinel errors (errors.go).
+enum class [[nodiscard]] Errc {
+    ok = 0,
+    empty,            ///< non-blocking receive found no message
+    full,             ///< drop_newest ring had no free slot (counted)
+    timeout,          ///< a wait exceeded its bound
+    closed,           ///< publisher closed; everything was delivered
+    publisher_dead,   ///< publisher died; everything it published was delivered
+    evicted,          ///< the producer evicted this subscriber
+    overwritten,      ///< a borrowed slot was overwritten: discard what was read
+    mismatch,         ///< message identity differs (fingerprint, id, size, align)
+    corrupt,          ///< invalid header or indices
+    version,          ///< unsupported ABI version
+    not_ready,        ///< segment still initialising
+    not_found,        ///< no segment of that name
+    exists,           ///< a segment of that name already exists
+    no_space,         ///< /dev/shm cannot hold the segment
+    no_entry,         ///< subscriber table full
+    invalid_name,     ///< not a safe segment name
+    invalid_options,  ///< options cannot describe a ring
+    insecure,         ///< owner or mode not trusted
+    claimed,          ///< claim/borrow outstanding, or commit/release without one
+    unsupported,      ///< platform without the needed primitives
+    system,           ///< an unexpected system call failure (errno in the message)
+};
+
+/// The lower-case spelling of an Errc, as in the Go errors ("publisher closed").
+[[nodiscard]] constexpr std::string_view to_string(Errc e) noexcept {
+    switch (e) {
+        case Errc::ok: return "ok";
+        case Errc::empty: return "empty";
+        case Errc::full: return "full";
+        case Errc::timeout: return "timeout";
+        case Errc::closed: return "publisher closed";
+        case Errc::publisher_dead: return "publisher dead";
+        case Errc::evicted: return "subscriber evicted";
+        case Errc::overwritten: return "borrowed slot overwritten";
+        case Errc::mismatch: return "message type mismatch";
+        case Errc::corrupt: return "corrupt segment";
+        case Errc::version: return "unsupported ABI version";
+        case Errc::not_ready: return "segment not ready";
+        case Errc::not_found: return "segment not found";
+        case Errc::exists: return "segment exists";
+        case Errc::no_space: return "no space for segment";
+        case Errc::no_entry: return "subscriber table full";
+        case Errc::invalid_name: return "invalid name";
+        case Errc::invalid_options: return "invalid options";
+        case Errc::insecure: return "insecure segment";
+        case Errc::claimed: return "claim or borrow outstanding";
+        case Errc::unsupported: return "unsupported platform";
+        case Errc::system: return "system error";
+    }
+    return "unknown error";
+}
+
+/// A setup failure: code() for branching, what() for humans, e.g.
+/// `attach "ticks": message type mismatch: fingerprint 0x1, want 0x2`.
+class Error : public std::runtime_error {
+public:
+    Error(Errc code, const std::string& what) : std::runtime_error(what), code_(code) {}
+    [[nodiscard]] Errc code() const noexcept { return code_; }
+
+private:
+    Errc code_;
+};
+
+/// A hot-path value or the reason there is none (a minimal std::expected).
+template <class V>
+class [[nodiscard]] Result {
+public:
+    Result(V value) noexcept : value_(std::move(value)), error_(Errc::ok) {}  // NOLINT: implicit by design
+    Result(Errc error) noexcept : value_{}, error_(error) {}                   // NOLINT: implicit by design
+
+    [[nodiscard]] bool has_value() const noexcept { return error_ == Errc::ok; }
+    explicit operator bool() const noexcept { return has_value(); }
+    [[nodiscard]] Errc error() const noexcept { return error_; }
+    [[nodiscard]] const V& value() const& {
+        if (!has_value()) throw Error(error_, std::string(to_string(error_)));
+        return value_;
+    }
+    [[nodiscard]] const V& operator*() const& noexcept { return value_; }
+    [[nodiscard]] const V* operator->() const noexcept { return &value_; }
+
+private:
+    V value_;
+    Errc error_;
+};
+
+}  // namespace tachyon
