@@ -8,9 +8,12 @@ VENV    := .venv
 PY      := $(VENV)/bin/python
 BIN     := bin/tachyon-gen
 FUZZTIME ?= 5m
+CC      ?= cc
+CXX     ?= g++
+GEN     := build/gen
 
 .PHONY: all demo test test-go test-python test-cpp lint fmt golden bench bench-quick \
-        bench-python fuzz soak clean venv tachyon-gen
+        bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
 
@@ -23,12 +26,33 @@ $(VENV)/.ready: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## demo: generate every example in every language and print their layouts
-demo: tachyon-gen
-	@rm -rf build/demo && mkdir -p build/demo
-	$(BIN) generate --go-out build/demo/go --py-out build/demo/python --cpp-out build/demo/cpp examples/*.tsch
-	@echo; echo "== generated files"; find build/demo -type f | sort
-	@echo; echo "== layouts"; $(BIN) layout examples/*.tsch
+## generate: every example in every language, into build/gen/{go,python,cpp}
+generate: $(GEN)/.stamp
+$(GEN)/.stamp: examples/*.tsch $(shell find schema gen cmd -name '*.go' -not -name '*_test.go')
+	$(GO) build -o $(BIN) ./cmd/tachyon-gen
+	@rm -rf $(GEN) && mkdir -p $(GEN)
+	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp examples/*.tsch
+	@touch $@
+
+## peers: the Go, C++ and Python interop peers (examples/pipeline/PEERS.md)
+peers: bin/gopeer build/cpppeer $(VENV)/.runtime
+
+bin/gopeer:
+	$(GO) build -o $@ ./examples/pipeline/gopeer
+
+build/cpppeer: examples/pipeline/cpppeer.cpp runtime/cpp/include/tachyon/*.hpp $(GEN)/.stamp
+	$(CXX) -std=c++20 -O2 -Wall -Wextra -Wpedantic -Iruntime/cpp/include -I$(GEN)/cpp $< -o $@
+
+# The Python ring client, installed editable into the venv.
+$(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
+	@touch $@
+
+## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python
+demo: peers
+	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
+	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
+	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 
 ## test: every test (Go with -race, Python, C++), plus lint
 test: lint test-go test-python
@@ -61,14 +85,28 @@ golden:
 fuzz:
 	$(GO) test ./schema -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME)
 
-bench: bench-python
-	$(GO) test -run '^$$' -bench . -benchmem ./schema ./gen/... ./examples/...
+## bench: every figure beside its floor and its peers (writes bench-results.json)
+bench: bench-deps
+	bin/bench
+
+bench-quick: bench-deps
+	bin/bench --quick --out build/bench-quick.json --svg build/bench-quick.svg
+
+bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
+
+bin/bench:
+	$(GO) build -o $@ ./bench
+
+build/bench/%: runtime/cpp/bench/%.c
+	@mkdir -p build/bench
+	$(CC) -O2 -std=c11 -Wall -Wextra -Werror $< -o $@
+
+# Go micro-benchmarks (codec, compiler, ring) with the testing package.
+bench-go:
+	$(GO) test -run '^$$' -bench . -benchmem ./schema ./gen/... ./examples/... ./runtime/ring
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py
-
-bench-quick:
-	$(GO) test -run '^$$' -bench . -benchtime 100x ./schema ./gen/...
 
 soak:
 	@echo "soak: not yet available (arrives with the ring hardening work)"; exit 1

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/tachyon-io/tachyon/examples/pipeline/peers"
 )
 
 // Metric is one figure of bench-results.json.
@@ -54,7 +56,7 @@ var (
 	gopeer   = flag.String("gopeer", "bin/gopeer", "Go interop peer")
 	gen      = flag.String("tachyon-gen", "bin/tachyon-gen", "tachyon-gen binary")
 	python   = flag.String("python", ".venv/bin/python", "Python of the venv")
-	cppRTT   = flag.String("cpp-rtt", "build/bench/cpp_rtt", "Go<->C++ ping-pong benchmark (prints JSON)")
+	cppPeer  = flag.String("cpppeer", "build/cpppeer", "C++ interop peer")
 )
 
 func main() {
@@ -86,15 +88,35 @@ func main() {
 	step("floor SPSC ring (C)", func() error {
 		return mergeJSON(r, "msgs/s", *floorRng, "--count", fmt.Sprint(msgs))
 	})
-	step("Go<->Go ring ping-pong", func() error {
-		l, err := ringPingPong(n, warm)
+	for _, e := range []struct {
+		lang, key string
+		argv      []string
+		n         int
+	}{
+		{"Go", "go_go", []string{*gopeer}, n},
+		{"C++", "go_cpp", []string{*cppPeer}, n},
+		{"Python", "go_python", []string{*python, "examples/pipeline/pypeer.py"}, n / 10},
+	} {
+		step("Go<->"+e.lang+" ring ping-pong", func() error {
+			l, err := ringPingPong(e.argv, e.key, e.n, warm/10, 0)
+			if err != nil {
+				return err
+			}
+			lat(e.key+"_ring", l)
+			r.Metrics[e.key+"_rtt_p50_ns"] = Metric{l.P50, "ns", ""}
+			r.Metrics[e.key+"_rtt_p99_ns"] = Metric{l.P99, "ns", ""}
+			r.Metrics[e.key+"_rtt_p999_ns"] = Metric{l.P999, "ns", ""}
+			return nil
+		})
+	}
+	step("Go<->Go ring ping-pong, echo parked (futex wake)", func() error {
+		l, err := ringPingPong([]string{*gopeer}, "parked", n/100, 20, 2*time.Millisecond)
 		if err != nil {
 			return err
 		}
-		lat("go_go_ring", l)
-		r.Metrics["go_go_rtt_p50_ns"] = Metric{l.P50, "ns", ""}
-		r.Metrics["go_go_rtt_p99_ns"] = Metric{l.P99, "ns", ""}
-		r.Metrics["go_go_rtt_p999_ns"] = Metric{l.P999, "ns", ""}
+		lat("go_go_parked", l)
+		r.Metrics["go_go_parked_rtt_p50_ns"] = Metric{l.P50, "ns", "the echo parked on its futex before every ping"}
+		r.Metrics["go_go_parked_rtt_p99_ns"] = Metric{l.P99, "ns", ""}
 		return nil
 	})
 	for _, kind := range []string{"uds", "pipe"} {
@@ -116,9 +138,9 @@ func main() {
 		return nil
 	})
 	step("Go->Go throughput", func() error { return throughput(r, msgs) })
-	step("Go<->C++ ping-pong", func() error {
-		return mergeJSON(r, "ns", *cppRTT, "--iterations", fmt.Sprint(n+warm))
-	})
+	gp, cp := peers.Peer{Lang: "go", Argv: []string{*gopeer}}, peers.Peer{Lang: "cpp", Argv: []string{*cppPeer}}
+	step("Go->C++ throughput", func() error { return crossThroughput(r, "go_cpp", gp, cp, msgs) })
+	step("C++->Go throughput", func() error { return crossThroughput(r, "cpp_go", cp, gp, msgs) })
 	step("Python ring throughput", func() error {
 		return mergeJSON(r, "msgs/s", *python, "runtime/python/bench_ring.py", "--json", quickFlag())
 	})
@@ -153,8 +175,6 @@ func quickFlag() string {
 func runChild(role string, args []string) int {
 	var err error
 	switch role {
-	case "echo":
-		err = echoChild(args[0], args[1])
 	case "stream-echo":
 		err = streamEchoChild()
 	default:
@@ -265,6 +285,7 @@ func report(r *results) {
 	fmt.Fprintln(tw, "round trip (64 B)\tp50\tp90\tp99\tp99.9\tvs floor p50")
 	floor := r.Metrics["floor_rtt_p50_ns"].Value
 	rows := []struct{ key, label string }{{"floor", "floor: C cache-line ping-pong"}, {"go_go_ring", "Tachyon Go<->Go"},
+		{"go_cpp_ring", "Tachyon Go<->C++"}, {"go_python_ring", "Tachyon Go<->Python"}, {"go_go_parked", "Tachyon Go<->Go, echo parked"},
 		{"go_channel", "Go channel (in-process)"}, {"pipe", "pipe (Go)"}, {"uds", "Unix socket (Go)"}}
 	for _, row := range rows {
 		l, ok := r.Latency[row.key]
@@ -283,9 +304,6 @@ func report(r *results) {
 			vs = fmt.Sprintf("%.2fx", l.P50/floor)
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.label, ns(l.P50), ns(l.P90), ns(l.P99), ns(l.P999), vs)
-	}
-	if m, ok := r.Metrics["go_cpp_rtt_p50_ns"]; ok {
-		fmt.Fprintf(tw, "Tachyon Go<->C++\t%s\t\t%s\t\t%.2fx\n", ns(m.Value), ns(r.Metrics["go_cpp_rtt_p99_ns"].Value), m.Value/max(floor, 1))
 	}
 	tw.Flush()
 

@@ -53,6 +53,30 @@ func throughput(r *results, msgs int64) error {
 	return nil
 }
 
+// crossThroughput streams msgs seed messages from one language's peer to
+// another's, best of three.
+func crossThroughput(r *results, key string, pub, sub peers.Peer, msgs int64) error {
+	for _, p := range []peers.Peer{pub, sub} {
+		if _, err := os.Stat(p.Argv[0]); err != nil {
+			return fmt.Errorf("%s not built (make bench builds it)", p.Argv[0])
+		}
+	}
+	best := 0.0
+	for i := range 3 {
+		run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-%s%d", os.Getpid(), key, i), Count: msgs, Pub: pub, Subs: []peers.Sub{{Peer: sub}}}
+		res, err := peers.Execute(run)
+		if err == nil {
+			err = res.Check(run)
+		}
+		if err != nil {
+			return err
+		}
+		best = max(best, res.Subs[0].MsgsPerS)
+	}
+	r.Metrics[key+"_msgs_per_s"] = Metric{best, "msgs/s", "best of 3"}
+	return nil
+}
+
 // allocs counts heap allocations per message on the zero-copy paths.
 func allocs(r *results) error {
 	name := fmt.Sprintf("tachyon-bench-%d-allocs", os.Getpid())

@@ -53,26 +53,32 @@ func child(role string, args ...string) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-// ringPingPong measures Go <-> Go round trips of the seed message over two
-// rings: Publish on "ping", the child echoes on "pong", Recv back.
-func ringPingPong(n, warm int) (Latency, error) {
-	base := fmt.Sprintf("tachyon-bench-%d", os.Getpid())
+// ringPingPong measures round trips of the seed message over two rings:
+// Publish on "ping", a peer's echo (PEERS.md) republishes on "pong", Recv
+// back. echo is the peer command without its verb: Go, C++ or Python. With a
+// gap, the sender idles that long before each ping, long enough for the echo
+// to stop spinning and park on its futex: the round trip then includes a
+// wake-up.
+func ringPingPong(echo []string, tag string, n, warm int, gap time.Duration) (Latency, error) {
+	base := fmt.Sprintf("tachyon-bench-%d-%s", os.Getpid(), tag)
 	ping, pong := base+"-ping", base+"-pong"
 	pub, err := ring.Create[market.Message](ping, ring.Options{Capacity: 64, Batch: 1})
 	if err != nil {
 		return Latency{}, err
 	}
 	defer pub.Close()
-	cmd, err := child("echo", ping, pong)
-	if err != nil {
-		return Latency{}, err
+	if _, err := os.Stat(echo[0]); err != nil {
+		return Latency{}, fmt.Errorf("%s not built (make bench builds it)", echo[0])
 	}
+	argv := append(append([]string{}, echo[1:]...), "echo", "--ping", ping, "--pong", pong, "--pin", "1", "--timeout-s", "20")
+	cmd := exec.Command(echo[0], argv...)
+	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		return Latency{}, err
 	}
 	defer cmd.Wait()
 	var sub *ring.Subscriber[market.Message]
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		sub, err = ring.Attach[market.Message](pong, ring.SubscribeOptions{})
 		if err == nil {
 			break
@@ -83,13 +89,13 @@ func ringPingPong(n, warm int) (Latency, error) {
 		time.Sleep(time.Millisecond)
 	}
 	defer sub.Close()
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := time.Now().Add(20 * time.Second); ; {
 		st, err := ring.Inspect(ping)
 		if err == nil && len(st.Subscribers) > 0 && st.Subscribers[0].State == "active" {
 			break
 		}
 		if time.Now().After(deadline) {
-			return Latency{}, fmt.Errorf("echo child never subscribed to %s", ping)
+			return Latency{}, fmt.Errorf("echo peer never subscribed to %s", ping)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -99,6 +105,9 @@ func ringPingPong(n, warm int) (Latency, error) {
 	rtts := make([]time.Duration, 0, n)
 	var in market.Message
 	for i := range n + warm {
+		if gap > 0 {
+			time.Sleep(gap)
+		}
 		t0 := time.Now()
 		m, err := pub.Claim()
 		if err != nil {
@@ -116,38 +125,6 @@ func ringPingPong(n, warm int) (Latency, error) {
 		}
 	}
 	return latencyOf(rtts), nil
-}
-
-// echoChild subscribes to ping and republishes every message on pong.
-func echoChild(ping, pong string) error {
-	pin(1)
-	out, err := ring.Create[market.Message](pong, ring.Options{Capacity: 64, Batch: 1})
-	if err != nil {
-		return err
-	}
-	defer out.Close()
-	var in *ring.Subscriber[market.Message]
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		in, err = ring.Attach[market.Message](ping, ring.SubscribeOptions{})
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(time.Millisecond)
-	}
-	defer in.Close()
-	ctx := context.Background()
-	var m market.Message
-	for {
-		if err := in.Recv(ctx, &m); err != nil {
-			return nil // publisher closed: done
-		}
-		if err := out.Publish(&m); err != nil {
-			return err
-		}
-	}
 }
 
 // streamPingPong measures round trips of 64 bytes over a byte stream to a

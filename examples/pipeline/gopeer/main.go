@@ -10,15 +10,18 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tachyon-io/tachyon/examples/market"
 	"github.com/tachyon-io/tachyon/runtime/ring"
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "pub" && os.Args[1] != "sub") {
-		fmt.Fprintln(os.Stderr, "usage: gopeer pub|sub --ring NAME [flags] (see examples/pipeline/PEERS.md)")
+	if len(os.Args) < 2 || (os.Args[1] != "pub" && os.Args[1] != "sub" && os.Args[1] != "echo") {
+		fmt.Fprintln(os.Stderr, "usage: gopeer pub|sub --ring NAME [flags] | gopeer echo --ping NAME --pong NAME (see examples/pipeline/PEERS.md)")
 		os.Exit(2)
 	}
 	role := os.Args[1]
@@ -33,8 +36,26 @@ func main() {
 	maxLag := fs.Int("max-lag", 0, "max lag; 0 = unlimited (sub)")
 	slowUs := fs.Int("slow-us", 0, "sleep after every message, in microseconds (sub)")
 	timeout := fs.Float64("timeout-s", 30, "give up after this many seconds")
+	ping := fs.String("ping", "", "ring to echo from (echo)")
+	pong := fs.String("pong", "", "ring to echo to, created (echo)")
+	cpu := fs.Int("pin", -1, "pin to this CPU (echo)")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
+	}
+	if role == "echo" {
+		if *ping == "" || *pong == "" {
+			fmt.Fprintln(os.Stderr, "gopeer: echo needs --ping and --pong")
+			os.Exit(2)
+		}
+		summary, err := echo(*ping, *pong, *cpu, time.Duration(*timeout*float64(time.Second)))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gopeer:", err)
+			os.Exit(1)
+		}
+		summary["lang"], summary["role"], summary["ring"] = "go", role, *ping
+		out, _ := json.Marshal(summary)
+		fmt.Println(string(out))
+		return
 	}
 	if *name == "" {
 		fmt.Fprintln(os.Stderr, "gopeer: --ring is required")
@@ -134,19 +155,61 @@ func publish(name string, count int64, opts ring.Options, waitSubs int, limit ti
 		"msgs_per_s": float64(count) / secs}, nil
 }
 
-func subscribe(name string, count int64, maxLag int, slow, limit time.Duration) (map[string]any, error) {
-	deadline := time.Now().Add(limit)
-	var sub *ring.Subscriber[market.Message]
+// attach retries until the ring exists and is ready, up to the deadline.
+func attach(name string, opts ring.SubscribeOptions, deadline time.Time) (*ring.Subscriber[market.Message], error) {
 	for {
-		var err error
-		sub, err = ring.Attach[market.Message](name, ring.SubscribeOptions{MaxLag: maxLag})
+		sub, err := ring.Attach[market.Message](name, opts)
 		if err == nil {
-			break
+			return sub, nil
 		}
 		if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) || time.Now().After(deadline) {
 			return nil, err
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// echo republishes every message of ping on pong until ping's publisher
+// closes: the far end of a round-trip measurement.
+func echo(ping, pong string, cpu int, limit time.Duration) (map[string]any, error) {
+	runtime.LockOSThread()
+	if cpu >= 0 && runtime.NumCPU() > 1 {
+		var set unix.CPUSet
+		set.Set(cpu % runtime.NumCPU())
+		_ = unix.SchedSetaffinity(0, &set)
+	}
+	out, err := ring.Create[market.Message](pong, ring.Options{Capacity: 64, Batch: 1})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	in, err := attach(ping, ring.SubscribeOptions{}, time.Now().Add(limit))
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	start := time.Now()
+	var echoed int64
+	for m, err := range in.Messages(context.Background()) {
+		if err != nil {
+			if errors.Is(err, ring.ErrClosed) {
+				break
+			}
+			return nil, err
+		}
+		if err := out.Publish(m); err != nil {
+			return nil, fmt.Errorf("echo %d: %w", echoed, err)
+		}
+		echoed++
+	}
+	return map[string]any{"echoed": echoed, "seconds": time.Since(start).Seconds()}, nil
+}
+
+func subscribe(name string, count int64, maxLag int, slow, limit time.Duration) (map[string]any, error) {
+	deadline := time.Now().Add(limit)
+	sub, err := attach(name, ring.SubscribeOptions{MaxLag: maxLag}, deadline)
+	if err != nil {
+		return nil, err
 	}
 	defer sub.Close()
 	var received, gaps, torn, reordered int64
