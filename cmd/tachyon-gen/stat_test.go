@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -63,4 +65,59 @@ func TestStatErrors(t *testing.T) {
 		assert.Equal(t, exitError, code)
 		assert.Contains(t, stderr, name)
 	}
+}
+
+// TestMain lets TestStatReapAndList re-execute this binary as a ring owner
+// that it then kills, leaving a stale segment like a crashed publisher.
+func TestMain(m *testing.M) {
+	if name := os.Getenv("TACHYON_STAT_OWNER"); name != "" {
+		if _, err := ring.Create[market.Message](name, ring.Options{Capacity: 16}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		fmt.Println("ready")
+		select {}
+	}
+	os.Exit(m.Run())
+}
+
+func TestStatReapAndList(t *testing.T) {
+	stale := fmt.Sprintf("tachyon-test-stale-%d", os.Getpid())
+	live := fmt.Sprintf("tachyon-test-live-%d", os.Getpid())
+	t.Cleanup(func() { _ = ring.Remove(stale) })
+
+	self, err := os.Executable()
+	require.NoError(t, err)
+	owner := exec.Command(self, "-test.run=^$")
+	owner.Env = append(os.Environ(), "TACHYON_STAT_OWNER="+stale)
+	out, err := owner.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, owner.Start())
+	line, err := bufio.NewReader(out).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "ready\n", line)
+	require.NoError(t, owner.Process.Kill())
+	_ = owner.Wait()
+
+	pub, err := ring.Create[market.Message](live, ring.Options{Capacity: 16})
+	require.NoError(t, err)
+	t.Cleanup(func() { pub.Close() })
+
+	code, stdout, stderr := cli(t, "stat", "--list")
+	require.Equal(t, exitOK, code, stderr)
+	assert.Regexp(t, stale+`\s+dead \(stale: stat --reap `+stale+`\)`, stdout)
+	assert.Regexp(t, live+`\s+alive\s+`+fmt.Sprint(os.Getpid()), stdout)
+
+	// A live ring is never reaped; a stale one is, once.
+	code, _, stderr = cli(t, "stat", "--reap", live)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, "publisher is alive")
+	code, stdout, stderr = cli(t, "stat", "--reap", stale)
+	require.Equal(t, exitOK, code, stderr)
+	assert.Contains(t, stdout, "removed stale ring "+stale)
+	code, _, stderr = cli(t, "stat", "--reap", stale)
+	assert.Equal(t, exitError, code)
+	assert.Contains(t, stderr, "not found")
+	_, err = ring.Inspect(live)
+	assert.NoError(t, err, "the live ring is untouched")
 }

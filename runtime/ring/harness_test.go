@@ -318,6 +318,19 @@ func runChild(role string) int {
 				return fail(err)
 			}
 		}
+		if os.Getenv("HANG") == "claim" {
+			// Die mid-claim: a slot claimed and half written, never
+			// committed.
+			m, err := pub.Claim()
+			if err != nil {
+				return fail(err)
+			}
+			m.fill(uint64(envInt("N")))
+			m.Payload[0] ^= 0xff
+			pub.Flush()
+			fmt.Println("claimed")
+			select {}
+		}
 		if os.Getenv("HANG") != "" {
 			fmt.Println("published")
 			select {}

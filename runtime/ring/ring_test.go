@@ -3,6 +3,7 @@ package ring
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -126,6 +127,86 @@ func TestSIGKILLSubscriber(t *testing.T) {
 	assert.Less(t, worst, liveness+50*time.Millisecond, "producer blocked too long")
 	assert.Equal(t, uint64(1), pub.p.evictions, "the dead entry is reclaimed once")
 	t.Logf("worst publish %v (liveness timeout %v), survivor %+v", worst, liveness, r)
+}
+
+// TestSIGKILLSubscriberLoop: 100 times, a slow subscriber registers and is
+// SIGKILLed mid-stream while a survivor reads everything. The table has room
+// for just the survivor and one victim, so every victim reuses the entry of
+// the one killed before it; the producer is never blocked beyond the
+// liveness timeout and the survivor loses nothing.
+func TestSIGKILLSubscriberLoop(t *testing.T) {
+	const liveness = time.Second
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{Capacity: 64, Policy: Block, MaxSubscribers: 2, LivenessTimeout: liveness})
+	require.NoError(t, err)
+	survivor := startChild(t, "sub", map[string]string{"RING": name, "MODE": "batch"})
+	survivor.expect(t, "ready")
+	var published atomic.Uint64
+	var stop atomic.Bool
+	done := make(chan error, 1)
+	var worst time.Duration
+	go func() {
+		var m Tick
+		for seq := uint64(0); !stop.Load(); seq++ {
+			m.fill(seq)
+			t0 := time.Now()
+			if err := pub.Publish(&m); err != nil {
+				done <- err
+				return
+			}
+			worst = max(worst, time.Since(t0))
+			published.Store(seq + 1)
+		}
+		done <- nil
+	}()
+	for i := range 100 {
+		victim := startChild(t, "sub", map[string]string{"RING": name, "MODE": "recv", "SLOW_NS": "20000"})
+		require.Equal(t, "ready", victim.line(t), "victim %d could not register: its predecessor's entry was not reclaimed", i)
+		// Let the victim exert backpressure for a moment, then kill it.
+		for before := published.Load(); published.Load() < before+128; {
+			time.Sleep(100 * time.Microsecond)
+		}
+		victim.kill(t)
+	}
+	stop.Store(true)
+	require.NoError(t, <-done)
+	pub.Flush()
+	n := published.Load()
+	require.NoError(t, pub.Close())
+	assertResult(t, "survivor", survivor.result(t), n, true)
+	assert.Less(t, worst, liveness+100*time.Millisecond, "producer blocked beyond the liveness timeout")
+	t.Logf("%d messages, 100 victims, worst publish %v", n, worst)
+}
+
+// TestPublisherDeathMidClaim: a publisher SIGKILLed holding a claimed,
+// half-written slot. The subscriber receives every committed message, never
+// the half-written one, then ErrPublisherDead within the watchdog bound.
+func TestPublisherDeathMidClaim(t *testing.T) {
+	name := ringName(t)
+	const n = 100
+	p := startChild(t, "pub", map[string]string{"RING": name, "N": strconv.Itoa(n), "CAP": "256", "HANG": "claim"})
+	p.expect(t, "ready")
+	sub, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	p.send(t, "go")
+	p.expect(t, "claimed")
+	p.kill(t)
+	t0 := time.Now()
+	var m Tick
+	got := 0
+	for {
+		if err = sub.Recv(context.Background(), &m); err != nil {
+			break
+		}
+		require.True(t, m.intact(), "message %d torn", got)
+		require.Equal(t, uint64(got), m.Seq)
+		got++
+	}
+	require.ErrorIs(t, err, ErrPublisherDead)
+	assert.Equal(t, n, got, "every committed message, and not the claimed one")
+	assert.Less(t, time.Since(t0), 2*Watchdog+100*time.Millisecond)
+	require.NoError(t, Remove(name))
 }
 
 // TestPublisherDeath: a publisher process SIGKILLed after publishing: the
@@ -671,6 +752,14 @@ func TestRemoveStale(t *testing.T) {
 	pub, err := Create[Tick](live, Options{})
 	require.NoError(t, err)
 	require.ErrorIs(t, Remove(live), ErrInUse)
+	// Creating over a name reports its owner and whether it is stale.
+	_, err = Create[Tick](names[0], Options{})
+	require.ErrorIs(t, err, ErrExists)
+	assert.Regexp(t, `created \d+s ago by pid \d+, whose publisher is dead: it is stale; remove it with ring.Remove or `+
+		"`tachyon-gen stat --reap "+names[0]+"`", err.Error())
+	_, err = Create[Tick](live, Options{})
+	require.ErrorIs(t, err, ErrExists)
+	assert.Contains(t, err.Error(), fmt.Sprintf("by pid %d, whose publisher is alive", os.Getpid()))
 	removed, err := RemoveStale(prefix)
 	require.NoError(t, err)
 	assert.ElementsMatch(t, names, removed)

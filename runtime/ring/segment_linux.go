@@ -126,7 +126,7 @@ func createSegment(name string, hdr *header, mode os.FileMode) (s *shm, err erro
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode.Perm()))
 	if err != nil {
 		if err == unix.EEXIST {
-			return nil, fmt.Errorf("create %q: %w: %s (remove a stale one with ring.Remove)", name, ErrExists, path)
+			return nil, fmt.Errorf("create %q: %w: %s %s", name, ErrExists, path, describeExisting(name))
 		}
 		return nil, fmt.Errorf("create %q: %w", name, &os.PathError{Op: "open", Path: path, Err: err})
 	}
@@ -289,6 +289,20 @@ func readHeader(op, name string, fd int, raw []byte, readyTimeout time.Duration)
 		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
 	}
 	return hdr, nil
+}
+
+// describeExisting says who owns an existing segment and whether it is
+// stale, for the error of a Create that found the name taken.
+func describeExisting(name string) string {
+	st, err := Inspect(name)
+	if err != nil {
+		return fmt.Sprintf("(not a readable ring: %v)", err)
+	}
+	who := fmt.Sprintf("was created %v ago by pid %d", time.Since(st.Created).Round(time.Second), st.Producer.PID)
+	if st.Producer.Alive {
+		return who + ", whose publisher is alive: pick another name or stop that publisher"
+	}
+	return who + ", whose publisher is dead: it is stale; remove it with ring.Remove or `tachyon-gen stat --reap " + name + "`"
 }
 
 // Remove deletes a ring segment that no live publisher holds: the documented
