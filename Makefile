@@ -108,8 +108,11 @@ bench-go:
 bench-python: venv
 	$(PY) tests/python/bench_decode.py
 
-soak:
-	@echo "soak: not yet available (arrives with the ring hardening work)"; exit 1
+## soak: 10^8 messages Go -> Go + C++ + Python + lossy readers (minutes; not CI)
+SOAK_COUNT ?= 100000000
+soak: peers
+	$(GO) run ./examples/pipeline/soak --count $(SOAK_COUNT) --go bin/gopeer --cpp build/cpppeer \
+	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 
 clean:
 	rm -rf bin build

@@ -339,6 +339,16 @@ func runChild(role string) int {
 			return fail(err)
 		}
 		return 0
+	case "attach":
+		// Attach once and report the outcome (TestOtherUser).
+		sub, err := Attach[Tick](name, SubscribeOptions{AllowForeignOwner: os.Getenv("FOREIGN") != ""})
+		if err != nil {
+			fmt.Println("error:", err)
+			return 0
+		}
+		_ = sub.Close()
+		fmt.Println("attached")
+		return 0
 	case "owner":
 		// Create a ring and wait to be killed.
 		if _, err := Create[Tick](name, Options{Capacity: 8}); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -644,6 +646,51 @@ func TestSegmentSecurity(t *testing.T) {
 	_, err = Create[Tick](name, Options{})
 	require.Error(t, err)
 	require.NoError(t, os.Remove(ShmDir+"/"+name))
+}
+
+// TestOtherUser: a ring is private to its creator's uid. Another user
+// cannot open a default (0600) ring; with a group-shared mode it still needs
+// to opt in to a foreign owner. Switching users needs root, which CI has.
+func TestOtherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to run a child as another uid; the 0600 mode itself is checked by TestSegmentSecurity")
+	}
+	// The test binary may sit in a private build directory: give the other
+	// user a copy it can execute.
+	bin := filepath.Join(t.TempDir(), "ring.test")
+	data, err := os.ReadFile(os.Args[0])
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin, data, 0o755))
+	// t.TempDir is <tmp>/<TestName><random>/<nnn>, both private.
+	dir := filepath.Dir(bin)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	require.NoError(t, os.Chmod(filepath.Dir(dir), 0o755))
+	attachAs := func(name string, foreign bool) string {
+		cmd := exec.Command(bin, "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"=attach", "RING="+name)
+		if foreign {
+			cmd.Env = append(cmd.Env, "FOREIGN=1")
+		}
+		// nobody, in the creator's group.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: uint32(os.Getegid())}}
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return strings.TrimSpace(string(out))
+	}
+	private := ringName(t)
+	pub, err := Create[Tick](private, Options{Capacity: 8})
+	require.NoError(t, err)
+	defer pub.Close()
+	assert.Contains(t, attachAs(private, true), "permission denied")
+
+	shared := ringName(t)
+	old := unix.Umask(0)
+	pub2, err := Create[Tick](shared, Options{Capacity: 8, Mode: 0o660})
+	unix.Umask(old)
+	require.NoError(t, err)
+	defer pub2.Close()
+	assert.Contains(t, attachAs(shared, false), fmt.Sprintf("owner uid %d, want 65534", os.Geteuid()))
+	assert.Equal(t, "attached", attachAs(shared, true))
 }
 
 func TestNoSpace(t *testing.T) {

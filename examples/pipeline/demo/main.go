@@ -34,7 +34,10 @@ func main() {
 	cp := peers.Peer{Lang: "cpp", Argv: []string{*cppPeer}}
 	pp := peers.Peer{Lang: "python", Argv: strings.Fields(*pyPeer)}
 	prefix := fmt.Sprintf("tachyon-demo-%d", os.Getpid())
-	defer func() { _, _ = ring.RemoveStale(prefix) }()
+	// A peer killed by a failed run leaves its ring behind: remove what
+	// this run created (live rings are never touched). Not deferred: the
+	// error exit below must not skip it.
+	cleanup := func() { _, _ = ring.RemoveStale(prefix) }
 
 	stages := []struct {
 		title string
@@ -75,6 +78,7 @@ func main() {
 	fmt.Printf("\nstages: 1) %s  2) %s\n", stages[0].title, stages[1].title)
 	fmt.Printf("lost = published - received - dropped: 0 means every message is accounted for.\n")
 	fmt.Printf("demo finished in %.1fs\n", time.Since(start).Seconds())
+	cleanup()
 	if failed {
 		os.Exit(1)
 	}

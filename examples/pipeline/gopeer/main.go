@@ -35,6 +35,7 @@ func main() {
 	batch := fs.Int("batch", 64, "index publication batch (pub)")
 	maxLag := fs.Int("max-lag", 0, "max lag; 0 = unlimited (sub)")
 	slowUs := fs.Int("slow-us", 0, "sleep after every message, in microseconds (sub)")
+	latency := fs.Bool("latency", false, "measure publish-to-receive latency from timestamp_ns (sub)")
 	timeout := fs.Float64("timeout-s", 30, "give up after this many seconds")
 	ping := fs.String("ping", "", "ring to echo from (echo)")
 	pong := fs.String("pong", "", "ring to echo to, created (echo)")
@@ -80,7 +81,7 @@ func main() {
 		summary, err = publish(*name, *count, ring.Options{Capacity: *capacity, MaxSubscribers: *maxSubs,
 			Policy: p, Batch: *batch, Timeout: limit}, *waitSubs, limit)
 	} else {
-		summary, err = subscribe(*name, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit)
+		summary, err = subscribe(*name, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit, *latency)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gopeer:", err)
@@ -205,14 +206,14 @@ func echo(ping, pong string, cpu int, limit time.Duration) (map[string]any, erro
 	return map[string]any{"echoed": echoed, "seconds": time.Since(start).Seconds()}, nil
 }
 
-func subscribe(name string, count int64, maxLag int, slow, limit time.Duration) (map[string]any, error) {
+func subscribe(name string, count int64, maxLag int, slow, limit time.Duration, latency bool) (map[string]any, error) {
 	deadline := time.Now().Add(limit)
 	sub, err := attach(name, ring.SubscribeOptions{MaxLag: maxLag}, deadline)
 	if err != nil {
 		return nil, err
 	}
 	defer sub.Close()
-	var received, gaps, torn, reordered int64
+	var received, gaps, torn, reordered, maxLatency int64
 	first, last := int64(-1), int64(-1)
 	var start time.Time
 	ctx, cancel := context.WithDeadline(context.Background(), deadline.Add(limit))
@@ -240,6 +241,10 @@ func subscribe(name string, count int64, maxLag int, slow, limit time.Duration) 
 		if !intact(m) {
 			torn++
 		}
+		if latency {
+			// timestamp_ns is the publisher's CLOCK_REALTIME at claim time.
+			maxLatency = max(maxLatency, time.Now().UnixNano()-int64(m.TimestampNs))
+		}
 		last = max(last, seq)
 		received++
 		if slow > 0 {
@@ -257,6 +262,10 @@ func subscribe(name string, count int64, maxLag int, slow, limit time.Duration) 
 	if secs > 0 {
 		rate = float64(received) / secs
 	}
-	return map[string]any{"received": received, "dropped": sub.Dropped(), "gaps": gaps, "torn": torn,
-		"reordered": reordered, "first": first, "last": last, "seconds": secs, "msgs_per_s": rate}, nil
+	out := map[string]any{"received": received, "dropped": sub.Dropped(), "gaps": gaps, "torn": torn,
+		"reordered": reordered, "first": first, "last": last, "seconds": secs, "msgs_per_s": rate}
+	if latency {
+		out["max_latency_ns"] = maxLatency
+	}
+	return out, nil
 }

@@ -218,3 +218,63 @@ func TestFingerprintMismatch(t *testing.T) {
 		assert.NotEqual(t, "active", s.State, "a refused subscriber must not hold an entry")
 	}
 }
+
+// TestPublisherKilled: a Go publisher SIGKILLed mid-stream. Every
+// subscriber — Go, C++ and Python — reports "publisher dead" and exits 1
+// within a few watchdog periods, instead of hanging.
+func TestPublisherKilled(t *testing.T) {
+	goPeer, cppPeer, pyPeer := peerPrograms(t)
+	name := ringName(t, "killed")
+	subs := []peers.Peer{goPeer, cppPeer, pyPeer}
+	type exited struct {
+		lang   string
+		err    error
+		stderr string
+		stdout string
+		at     time.Time
+	}
+	results := make(chan exited, len(subs))
+	for _, p := range subs {
+		argv := append(append([]string{}, p.Argv...), "sub", "--ring", name, "--timeout-s", "30")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		go func() {
+			err := cmd.Wait()
+			results <- exited{p.Lang, err, stderr.String(), stdout.String(), time.Now()}
+		}()
+	}
+	pubArgv := append(append([]string{}, goPeer.Argv...), "pub", "--ring", name, "--count", "1000000000",
+		"--wait-subscribers", "3", "--timeout-s", "30")
+	pub := exec.Command(pubArgv[0], pubArgv[1:]...)
+	require.NoError(t, pub.Start())
+	// Wait until all three are registered and the stream is flowing.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := ring.Inspect(name)
+		if err == nil && st.Producer.Published > 100_000 {
+			break
+		}
+		require.True(t, time.Now().Before(deadline), "the stream never started")
+		time.Sleep(10 * time.Millisecond)
+	}
+	require.NoError(t, pub.Process.Kill())
+	_ = pub.Wait()
+	killed := time.Now()
+	for range subs {
+		select {
+		case e := <-results:
+			var exit *exec.ExitError
+			require.ErrorAs(t, e.err, &exit, "%s subscriber: %s", e.lang, e.stderr)
+			assert.Equal(t, 1, exit.ExitCode(), "%s subscriber", e.lang)
+			assert.Contains(t, strings.ToLower(e.stderr), "dead", "%s subscriber says why", e.lang)
+			assert.NotContains(t, strings.ToLower(e.stderr), "traceback")
+			assert.Less(t, e.at.Sub(killed), 3*ring.Watchdog+time.Second, "%s subscriber noticed late", e.lang)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a subscriber still hangs 10 s after its publisher died")
+		}
+	}
+	require.NoError(t, ring.Remove(name))
+}

@@ -38,6 +38,8 @@ type Summary struct {
 	Last      int64   `json:"last"`
 	Seconds   float64 `json:"seconds"`
 	MsgsPerS  float64 `json:"msgs_per_s"`
+	// MaxLatencyNs is reported by subscribers run with Sub.Latency.
+	MaxLatencyNs int64 `json:"max_latency_ns"`
 }
 
 // Sub describes one subscriber of a run.
@@ -45,6 +47,8 @@ type Sub struct {
 	Peer   Peer
 	MaxLag int
 	SlowUs int
+	// Latency asks the peer for max_latency_ns (the Go peer supports it).
+	Latency bool
 }
 
 // Run is one publisher feeding subscribers on one ring.
@@ -124,6 +128,9 @@ func Execute(r Run) (*Result, error) {
 		if s.SlowUs > 0 {
 			args = append(args, "--slow-us", fmt.Sprint(s.SlowUs))
 		}
+		if s.Latency {
+			args = append(args, "--latency")
+		}
 		pr, err := start(ctx, s.Peer, fmt.Sprintf("%s sub %d", s.Peer.Lang, i), args...)
 		if err != nil {
 			cancel()
@@ -156,6 +163,7 @@ func Execute(r Run) (*Result, error) {
 			res.Subs[i] = s
 			if err != nil {
 				errs = append(errs, err)
+				cancel() // a failed subscriber: the publisher would wait for it in vain
 			}
 		})
 	}
