@@ -102,6 +102,7 @@ const (
 	entMaxLag    = 0x30 // u64, under flock (0 = unlimited)
 	entStartTime = 0x38 // u64, under flock
 	entJoin      = 0x40 // u64, under flock: head at registration
+	entKey       = 0x48 // u64, under flock: SubscriberKey of a named subscriber, 0 if anonymous
 )
 
 // Values of the ready word.

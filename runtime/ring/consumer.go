@@ -60,7 +60,11 @@ type consumer struct {
 
 // register claims a subscriber entry under the registry lock (ABI.md
 // "Registration") and returns the consumer that owns it.
-func register(s *shm, maxLag uint64, spin int) (*consumer, error) {
+//
+// A named subscriber (key != 0) first looks for the entry a subscriber of
+// the same name left — closed, or dead so that its liveness lock can be
+// taken — and takes it over with its counters (ABI.md §8.4, "Resuming").
+func register(s *shm, maxLag uint64, spin int, key uint64, start Start) (*consumer, error) {
 	g := &s.hdr.geo
 	if maxLag > g.capacity {
 		return nil, fmt.Errorf("attach %q: %w: max lag %d exceeds capacity %d", s.name, ErrInvalidOptions, maxLag, g.capacity)
@@ -71,16 +75,41 @@ func register(s *shm, maxLag uint64, spin int) (*consumer, error) {
 	}
 	defer h.unlockRegistry()
 	idx := -1
-	for i := 0; i < int(g.maxSubs); i++ {
-		// A free entry, or one whose owner died (its liveness lock is gone),
-		// can be locked; a live owner's cannot.
-		ok, err := h.tryLockEntry(i)
-		if err != nil {
-			return nil, fmt.Errorf("attach %q: lock entry %d: %w", s.name, i, err)
+	resume := false
+	if key != 0 {
+		for i := 0; i < int(g.maxSubs); i++ {
+			e := s.entryOff(i)
+			if atomic.LoadUint64(s.u64(e+entKey)) != key {
+				continue
+			}
+			ok, err := h.tryLockEntry(i)
+			if err != nil {
+				return nil, fmt.Errorf("attach %q: lock entry %d: %w", s.name, i, err)
+			}
+			if ok {
+				idx, resume = i, true
+				break
+			}
 		}
-		if ok {
-			idx = i
-			break
+	}
+	// Otherwise a fresh entry: first one no named subscriber may come back
+	// to, and only when the table has none left, a departed named
+	// subscriber's (its resume state is then lost).
+	for pass := 0; pass < 2 && idx < 0; pass++ {
+		for i := 0; i < int(g.maxSubs); i++ {
+			if pass == 0 && atomic.LoadUint64(s.u64(s.entryOff(i)+entKey)) != 0 {
+				continue
+			}
+			// A free entry, or one whose owner died (its liveness lock is
+			// gone), can be locked; a live owner's cannot.
+			ok, err := h.tryLockEntry(i)
+			if err != nil {
+				return nil, fmt.Errorf("attach %q: lock entry %d: %w", s.name, i, err)
+			}
+			if ok {
+				idx = i
+				break
+			}
 		}
 	}
 	if idx < 0 {
@@ -113,13 +142,21 @@ func register(s *shm, maxLag uint64, spin int) (*consumer, error) {
 	// Registry writes (we hold the flock, so we are their only writer; all
 	// sequentially consistent stores). A reclaimed entry is first made
 	// non-active so the producer stops reading its old head.
+	// A resumed entry's last position and counters: untrusted numbers,
+	// read once, before the entry is reset.
+	lastHead, received, dropped, join := uint64(0), uint64(0), uint64(0), uint64(0)
+	if resume {
+		lastHead, join = atomic.LoadUint64(c.headP), atomic.LoadUint64(s.u64(e+entJoin))
+		received, dropped = atomic.LoadUint64(c.receivedP), atomic.LoadUint64(c.droppedP)
+	}
 	c.gen = atomic.LoadUint64(c.genP) + 1
 	atomic.StoreUint32(c.stateP, entFree)
 	atomic.StoreUint64(c.genP, c.gen)
 	t := atomic.LoadUint64(c.tailP)
 	atomic.StoreUint64(c.headP, t)
-	atomic.StoreUint64(c.receivedP, 0)
-	atomic.StoreUint64(c.droppedP, 0)
+	atomic.StoreUint64(c.receivedP, received)
+	atomic.StoreUint64(c.droppedP, dropped)
+	atomic.StoreUint64(s.u64(e+entKey), key)
 	atomic.StoreUint64(c.heartbeatP, monoNow())
 	atomic.StoreUint32(s.u32(e+entPID), uint32(processID()))
 	atomic.StoreUint64(s.u64(e+entStartTime), processStartTime())
@@ -134,9 +171,30 @@ func register(s *shm, maxLag uint64, spin int) (*consumer, error) {
 	// and it writes at most one batch (<= capacity/2) before its next
 	// epoch check, so index t2 is not overwritten before it sees us.
 	t2 := atomic.LoadUint64(c.tailP)
-	atomic.StoreUint64(c.headP, t2)
-	atomic.StoreUint64(s.u64(e+entJoin), t2)
-	c.head, c.tail, c.join = t2, t2, t2
+	from := t2
+	if resume && join <= lastHead && lastHead <= t2 && dropped <= lastHead-join {
+		// Resume. The head is exact; the counters were flushed on close,
+		// but a subscriber that died may not have flushed its last few
+		// hundred: attribute that progress to received, so that
+		// received + dropped == head - join holds again. The producer may have committed up to a batch
+		// beyond t2 and writes at most one more before it sees us, so
+		// index t2 + 2*batch - capacity and above are intact (2*batch <=
+		// capacity); older messages were overwritten while we were away.
+		received = lastHead - join - dropped
+		if start == StartLast {
+			from = max(lastHead, sat(t2+2*uint64(s.hdr.batch), g.capacity))
+		}
+		dropped += from - lastHead
+	} else {
+		// Fresh, or an entry whose numbers do not add up: start over.
+		received, dropped, join = 0, 0, from
+	}
+	atomic.StoreUint64(c.headP, from)
+	atomic.StoreUint64(s.u64(e+entJoin), join)
+	atomic.StoreUint64(c.droppedP, dropped)
+	atomic.StoreUint64(c.receivedP, received)
+	c.head, c.tail, c.join = from, t2, join
+	c.received, c.dropped = received, dropped
 	if atomic.LoadUint32(c.prodSleepP) != 0 {
 		c.wakeProducer()
 	}

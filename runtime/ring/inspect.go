@@ -53,6 +53,7 @@ type SubscriberStats struct {
 	Alive        bool // its liveness lock is held
 	Generation   uint64
 	MaxLag       uint64 // 0 = unlimited
+	Key          uint64 // SubscriberKey of a named subscriber, 0 if anonymous
 	Head         uint64
 	Received     uint64
 	Dropped      uint64
@@ -138,6 +139,7 @@ func statsOf(s *shm) (st *Stats, err error) {
 			Alive:        s.host.entryAlive(i),
 			Generation:   atomic.LoadUint64(s.u64(e + entGen)),
 			MaxLag:       atomic.LoadUint64(s.u64(e + entMaxLag)),
+			Key:          atomic.LoadUint64(s.u64(e + entKey)),
 			Head:         atomic.LoadUint64(s.u64(e + entHead)),
 			Received:     atomic.LoadUint64(s.u64(e + entReceived)),
 			Dropped:      atomic.LoadUint64(s.u64(e + entDropped)),
@@ -183,14 +185,18 @@ func WriteStats(w io.Writer, st *Stats) error {
 	fmt.Fprintf(tw, "producer\t%s, pid %d, alive %s, published %d, dropped %d, heartbeat %v ago\n",
 		p.State, p.PID, alive(p.Alive), p.Published, p.DroppedNewest, p.HeartbeatAge.Round(time.Millisecond))
 	fmt.Fprintf(tw, "fill\t%d/%d (%.1f%%)\n", st.Fill, st.Capacity, 100*float64(st.Fill)/float64(max(st.Capacity, 1)))
-	fmt.Fprintf(tw, "\nSUB\tSTATE\tPID\tALIVE\tGEN\tMAX_LAG\tRECEIVED\tDROPPED\tLAG\tHEARTBEAT\n")
+	fmt.Fprintf(tw, "\nSUB\tSTATE\tPID\tALIVE\tGEN\tMAX_LAG\tRECEIVED\tDROPPED\tLAG\tHEARTBEAT\tKEY\n")
 	for _, s := range st.Subscribers {
 		lag := "unlimited"
 		if s.MaxLag != 0 {
 			lag = strconv.FormatUint(s.MaxLag, 10)
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%d\t%v\n", s.Index, s.State, s.PID, alive(s.Alive),
-			s.Generation, lag, s.Received, s.Dropped, s.Lag, s.HeartbeatAge.Round(time.Millisecond))
+		key := "-"
+		if s.Key != 0 {
+			key = fmt.Sprintf("%#016x", s.Key)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t%d\t%v\t%s\n", s.Index, s.State, s.PID, alive(s.Alive),
+			s.Generation, lag, s.Received, s.Dropped, s.Lag, s.HeartbeatAge.Round(time.Millisecond), key)
 	}
 	if len(st.Subscribers) == 0 {
 		fmt.Fprintf(tw, "(no subscribers)\n")

@@ -57,8 +57,42 @@ type SubscribeOptions struct {
 	ReadyTimeout time.Duration
 	// AllowForeignOwner accepts a segment owned by another uid.
 	AllowForeignOwner bool
+	// Name makes a durable subscriber: when a subscriber of the same name
+	// closed or died earlier, this one takes over its entry, keeping its
+	// received and dropped counters, and starts as Start says. Anonymous
+	// subscribers (the default) always start fresh at the live tail.
+	Name string
+	// Start is where a named subscriber that takes over an entry resumes.
+	Start Start
 
 	spin int
+}
+
+// Start says where a restarted named subscriber resumes reading.
+type Start int
+
+const (
+	// StartLive skips what was published while it was away: it reads from
+	// the live tail, and counts the skipped messages as dropped.
+	StartLive Start = iota
+	// StartLast resumes at its last position: every message still in the
+	// ring is delivered; those overwritten while it was away are counted
+	// as dropped.
+	StartLast
+)
+
+// SubscriberKey is the 64-bit key a named subscriber stores in its entry
+// (ABI.md §7): FNV-1a of the name, with 0 (anonymous) mapped to 1.
+func SubscriberKey(name string) uint64 {
+	if name == "" {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return max(h, 1)
 }
 
 func (o *Options) normalize() error {
@@ -312,7 +346,7 @@ func subscribe[T Layout](s *shm, id identity, opts SubscribeOptions) (*Subscribe
 	} else if spin < 0 {
 		spin = 0
 	}
-	c, err := register(s, uint64(opts.MaxLag), spin)
+	c, err := register(s, uint64(opts.MaxLag), spin, SubscriberKey(opts.Name), opts.Start)
 	if err != nil {
 		s.host.release()
 		return nil, err

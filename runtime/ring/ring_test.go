@@ -332,6 +332,105 @@ func TestEvictStalled(t *testing.T) {
 	}
 }
 
+// TestNamedSubscriberRestart: a named subscriber that closes or dies and
+// comes back takes over its entry with its counters, resuming at its last
+// position (StartLast) or at the live tail (StartLive); either way
+// received + dropped == published since it first joined.
+func TestNamedSubscriberRestart(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("restart", Options{Capacity: 64, MaxSubscribers: 3})
+	require.NoError(t, err)
+	defer pub.Close()
+	var seq uint64
+	publish := func(n int) {
+		var m Tick
+		for range n {
+			m.fill(seq)
+			require.NoError(t, pub.Publish(&m))
+			seq++
+		}
+		pub.Flush()
+	}
+	drain := func(sub *Subscriber[Tick]) (first, n uint64) {
+		var m Tick
+		first = ^uint64(0)
+		for sub.TryRecv(&m) == nil {
+			require.True(t, m.intact())
+			first = min(first, m.Seq)
+			n++
+		}
+		return first, n
+	}
+	counters := func(sub *Subscriber[Tick]) (uint64, uint64) {
+		sub.c.flushStats()
+		return atomic.LoadUint64(sub.c.receivedP), atomic.LoadUint64(sub.c.droppedP)
+	}
+	named := SubscribeOptions{Name: "risk-engine", Start: StartLast}
+
+	sub, err := r.attach(named)
+	require.NoError(t, err)
+	publish(20)
+	var m Tick
+	for range 10 {
+		require.NoError(t, sub.TryRecv(&m))
+	}
+	require.NoError(t, sub.Close()) // read 0..9; 10..19 unread
+	publish(10)
+
+	// Back at its last position: nothing was overwritten, nothing is lost.
+	sub, err = r.attach(named)
+	require.NoError(t, err)
+	assert.Equal(t, 0, sub.c.idx, "takes over its own entry")
+	first, n := drain(sub)
+	assert.Equal(t, uint64(10), first)
+	assert.Equal(t, uint64(20), n)
+	rec, drop := counters(sub)
+	assert.Equal(t, [2]uint64{30, 0}, [2]uint64{rec, drop})
+	require.NoError(t, sub.Close())
+
+	// Away while the ring wrapped: what was overwritten counts as dropped.
+	publish(100) // 30..129; the ring keeps the last 64
+	sub, err = r.attach(named)
+	require.NoError(t, err)
+	first, n = drain(sub)
+	assert.Greater(t, first, uint64(30))
+	assert.Equal(t, seq-first, n, "every message still in the ring")
+	rec, drop = counters(sub)
+	assert.Equal(t, seq, rec+drop, "received + dropped == published since it joined")
+	assert.Equal(t, first-30, drop)
+
+	// It dies (its locks dropped, as the kernel does); an anonymous
+	// subscriber meanwhile gets a fresh entry and fresh counters.
+	sub.s.host.(*heapHost).kill()
+	anon, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	assert.NotEqual(t, 0, anon.c.idx, "an anonymous subscriber leaves a named one's entry alone")
+	publish(5)
+	_, n = drain(anon)
+	assert.Equal(t, uint64(5), n)
+
+	// StartLive: it skips what it missed and counts it as dropped.
+	sub, err = r.attach(SubscribeOptions{Name: "risk-engine", Start: StartLive})
+	require.NoError(t, err)
+	assert.Equal(t, 0, sub.c.idx)
+	_, n = drain(sub)
+	assert.Zero(t, n)
+	publish(1)
+	first, n = drain(sub)
+	assert.Equal(t, [2]uint64{seq - 1, 1}, [2]uint64{first, n})
+	rec, drop = counters(sub)
+	assert.Equal(t, seq, rec+drop)
+	drain(anon)
+	ar, ad := counters(anon)
+	assert.Equal(t, [2]uint64{6, 0}, [2]uint64{ar, ad}, "the anonymous subscriber's own counters")
+
+	h, err := r.open()
+	require.NoError(t, err)
+	st, err := statsOf(h)
+	require.NoError(t, err)
+	assert.Equal(t, SubscriberKey("risk-engine"), st.Subscribers[0].Key)
+	assert.Zero(t, st.Subscribers[1].Key)
+}
+
 // TestReclaimDead: a subscriber whose handle dies (its locks dropped, as
 // the kernel does) stops holding the producer back within a watchdog.
 func TestReclaimDead(t *testing.T) {

@@ -206,9 +206,11 @@ template <class U>
 inline void store_le(std::span<std::byte> b, std::size_t off, U v) noexcept {
     std::memcpy(b.data() + off, &v, sizeof v);
 }
+/// 0x-prefixed hex, as Go's %#x prints it (also for zero, which printf's
+/// "%#llx" would print as a bare "0").
 inline std::string hex(std::uint64_t v) {
     char buf[24];
-    std::snprintf(buf, sizeof buf, "%#llx", static_cast<unsigned long long>(v));
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
     return buf;
 }
 }  // namespace detail

@@ -11,9 +11,12 @@
 //   while (sub.recv(m) == tachyon::Errc::ok) use(m);
 //
 // Setup throws tachyon::Error; the hot path returns tachyon::Errc or
-// tachyon::Result<V>. Neither class is safe for concurrent use; each is a
-// move-only RAII handle (the destructor closes: a publisher unlinks its
-// ring, a subscriber deregisters).
+// tachyon::Result<V>. Each class is a move-only RAII handle (the destructor
+// closes: a publisher unlinks its ring, a subscriber deregisters); after
+// close() every operation returns Errc::closed. A handle is not safe for
+// concurrent use, but distinct handles may live on distinct threads: each
+// has its own file descriptor (its own locks), and handles on one ring in
+// one process share a single mapping of it.
 //
 // Memory orders. ABI.md §8 asks for release stores, acquire loads, and a
 // full StoreLoad fence in handshakes H1-H6; each access below names its
@@ -131,6 +134,7 @@ public:
     }
 
     [[nodiscard]] Errc commit() noexcept {
+        if (closed_) return Errc::closed;
         if (!claimed_) return Errc::claimed;
         const std::uint64_t w = cursor_;
         // Seqlock close: stamp = 2w+2, a release after the message bytes.
@@ -165,20 +169,28 @@ public:
         }
     }
 
-    void flush() noexcept { publish(); }
+    void flush() noexcept {
+        if (!closed_) publish();
+    }
 
+    /// Publishes what is pending, marks the ring closed, removes its name
+    /// and releases the segment (ABI.md §2 "Close"). Subscribers keep their
+    /// own references to the mapping and drain it.
     void close() noexcept {
         if (closed_) return;
-        claimed_ = false;
-        flush();
+        claimed_ = false;  // a claimed slot stays unpublished: readers never see it
+        publish();
         // H4: closed is stored after the final tail (both seq_cst); pairs
         // with the subscriber's prod_state load, then tail reload.
         s_.u32(abi::kOffProdState).store(abi::kProdClosed, std::memory_order_seq_cst);
         futex_wake(s_.futex_word(abi::kOffTail), INT_MAX);
         closed_ = true;
+        s_.unlink_if_ours();
+        s_.release();
     }
 
     [[nodiscard]] std::size_t active_subscribers() const noexcept {
+        if (closed_) return 0;
         std::size_t n = 0;
         for (std::uint64_t i = 0; i < nsubs_; ++i) {
             // Acquire; pairs with the registrant's state = active store.
@@ -381,7 +393,11 @@ public:
         msg_off_ = g.slot_msg_off;
         mask_ = g.mask;
         capacity_ = g.capacity;
-        window_ = o.max_lag > 0 ? o.max_lag : g.capacity;
+        // Lossy (max_lag > 0) and unlimited differ in more than the window:
+        // only unlimited subscribers may take the stamp fast path (§8.5 1a),
+        // and max_lag == capacity is lossy although its window is the ring.
+        unlimited_ = o.max_lag == 0;
+        window_ = unlimited_ ? g.capacity : o.max_lag;
         spin_ = std::max(o.spin, 0);
         if (!s_.lock_registry(1s))
             throw Error(Errc::timeout, setup_prefix("attach", s_.name()) + ": registry lock: timeout");
@@ -489,10 +505,11 @@ public:
         const auto p = next();
         if (!p) return p.error();
         // Take all that is published (acquire; pairs with the tail store).
-        if (const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire); t > tail_) {
-            tail_ = t;
-            loaded_ = std::max(loaded_, t);
-        }
+        // An untrusted value like any: a tail that moved back is corrupt.
+        const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
+        if (t < loaded_) return Errc::corrupt;
+        loaded_ = t;
+        tail_ = std::max(tail_, t);
         std::uint64_t n = std::min({tail_ - head_, std::max<std::uint64_t>(max_n, 1), capacity_ - (head_ & mask_)});
         for (std::uint64_t k = 1; k < n; ++k) {
             // Seqlock read-begin of each slot (acquire; pairs with commit).
@@ -560,6 +577,7 @@ public:
 
     /// Stores received/dropped/heartbeat (single writer; statistics).
     void flush_stats() noexcept {
+        if (closed_) return;
         since_stats_ = 0;
         const std::uint64_t e = s_.geo().entry_off(idx_);
         s_.u64(e + abi::kEntReceived).store(received_, std::memory_order_release);
@@ -570,8 +588,8 @@ public:
     /// Detaches (§8.6). Idempotent.
     void close() noexcept {
         if (closed_) return;
-        closed_ = true;
         flush_stats();
+        closed_ = true;
         s_.u32(sleep_off_).store(0, std::memory_order_release);
         if (s_.lock_registry(1s)) {
             const std::uint64_t e = s_.geo().entry_off(idx_);
@@ -600,10 +618,12 @@ public:
     [[nodiscard]] std::uint64_t slot_stride() const noexcept { return slot_size_; }
     [[nodiscard]] std::uint64_t watchdog_fires() const noexcept { return watchdog_fires_; }
     [[nodiscard]] std::uint64_t lag() const noexcept {
+        if (closed_) return 0;
         const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
         return t > head_ ? t - head_ : 0;
     }
     [[nodiscard]] bool borrowing() const noexcept { return nb_ != 0; }
+    [[nodiscard]] bool closed() const noexcept { return closed_; }
 
 private:
     [[nodiscard]] std::atomic_ref<std::uint64_t> stamp(std::uint64_t idx) const noexcept {
@@ -624,7 +644,7 @@ private:
             // Step 1a, unlimited subscribers only: index head's committed
             // stamp (acquire; pairs with the commit store) proves it
             // complete before tail covers it.
-            if (window_ == capacity_ && stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2) {
+            if (unlimited_ && stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2) {
                 if (evicted()) return Errc::evicted;
                 tail_ = head_ + 1;
                 return std::uint64_t{1};
@@ -702,6 +722,7 @@ private:
     std::byte* slots_ = nullptr;
     std::uint64_t slot_size_ = 0, msg_off_ = 0, mask_ = 0, capacity_ = 0, window_ = 0;
     std::uint64_t idx_ = 0, gen_ = 0, head_off_ = 0, sleep_off_ = 0;
+    bool unlimited_ = true;
     int spin_ = kDefaultSpin;
 
     std::uint64_t head_ = 0;    // next index to read
@@ -793,16 +814,15 @@ public:
     [[nodiscard]] std::size_t active_subscribers() const noexcept { return p_->active_subscribers(); }
     /// Times a park ended by the watchdog (diagnostic).
     [[nodiscard]] std::uint64_t watchdog_fires() const noexcept { return p_->watchdog_fires(); }
-    /// The whole mapped segment (diagnostics and the golden-vector test).
+    /// The whole mapped segment (diagnostics and the golden-vector test);
+    /// empty after close().
     [[nodiscard]] std::span<const std::byte> segment_bytes() const noexcept { return p_->segment().bytes(); }
 
     /// Flushes, marks the ring closed (subscribers drain, then see
-    /// Errc::closed), unlinks the name and unmaps. Idempotent.
+    /// Errc::closed), unlinks the name and unmaps. Idempotent; the counters
+    /// stay readable, every other operation returns Errc::closed.
     void close() noexcept {
-        if (!p_) return;
-        p_->close();
-        ::unlink(detail::Segment::path_of(p_->segment().name()).c_str());
-        p_.reset();
+        if (p_) p_->close();
     }
 
 private:
@@ -890,6 +910,7 @@ public:
 
     /// recv without waiting: Errc::empty if nothing is ready.
     [[nodiscard]] Errc try_recv(T& dst) noexcept {
+        if (c_->closed()) return Errc::closed;
         if (c_->borrowing()) return Errc::claimed;
         for (;;) {
             const auto m = c_->next();
@@ -905,6 +926,7 @@ public:
     /// For a lossy reader the slot may be overwritten meanwhile: release()
     /// then returns Errc::overwritten and what was read must be discarded.
     [[nodiscard]] Result<const T*> borrow(std::chrono::nanoseconds timeout = kForever) noexcept {
+        if (c_->closed()) return Errc::closed;
         const auto deadline = detail::deadline_after(timeout);
         for (;;) {
             const auto m = c_->borrow();
@@ -918,6 +940,7 @@ public:
     /// ones (fewer at the ring's wrap point) until release().
     [[nodiscard]] Result<Batch<T>> borrow_batch(std::size_t max_n,
                                                 std::chrono::nanoseconds timeout = kForever) noexcept {
+        if (c_->closed()) return Errc::closed;
         const auto deadline = detail::deadline_after(timeout);
         for (;;) {
             const auto r = c_->borrow_batch(max_n);
@@ -929,7 +952,7 @@ public:
 
     /// Ends the current borrow. Errc::overwritten: discard all of it (it
     /// was counted as dropped).
-    [[nodiscard]] Errc release() noexcept { return c_->release(); }
+    [[nodiscard]] Errc release() noexcept { return c_->closed() ? Errc::closed : c_->release(); }
 
     /// Messages received since registration.
     [[nodiscard]] std::uint64_t received() const noexcept { return c_->received(); }
@@ -943,7 +966,8 @@ public:
     /// flushed every 256 head stores, before parking and on close).
     void flush_stats() noexcept { c_->flush_stats(); }
 
-    /// Deregisters and unmaps. Idempotent.
+    /// Deregisters and unmaps. Idempotent; the counters stay readable,
+    /// every other operation returns Errc::closed.
     void close() noexcept {
         if (c_) c_->close();
     }

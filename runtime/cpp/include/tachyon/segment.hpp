@@ -10,11 +10,13 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <mutex>
 #include <span>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -106,29 +108,28 @@ using Clock = std::chrono::steady_clock;
 }
 
 /// Field 22 of /proc/self/stat (start time in clock ticks), 0 if unknown.
-/// Recorded for diagnostics only; liveness is the OFD lock.
+/// Recorded for diagnostics only; liveness is the OFD lock. Read afresh on
+/// every call (create and attach only): a cached value would be the
+/// parent's in a child forked after the first call.
 [[nodiscard]] inline std::uint64_t process_start_time() noexcept {
-    static const std::uint64_t value = [] {
-        char buf[1024];
-        const int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return std::uint64_t{0};
-        const ssize_t n = ::read(fd, buf, sizeof buf - 1);
-        ::close(fd);
-        if (n <= 0) return std::uint64_t{0};
-        buf[n] = '\0';
-        // The command name may hold spaces and ')': count after the last ')'.
-        const char* p = std::strrchr(buf, ')');
-        if (p == nullptr) return std::uint64_t{0};
-        int field = 2;
-        for (++p; *p != '\0';) {
-            while (*p == ' ') ++p;
-            if (*p == '\0') break;
-            if (++field == 22) return static_cast<std::uint64_t>(std::strtoull(p, nullptr, 10));
-            while (*p != ' ' && *p != '\0') ++p;
-        }
-        return std::uint64_t{0};
-    }();
-    return value;
+    char buf[1024];
+    const int fd = ::open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) return 0;
+    buf[n] = '\0';
+    // The command name may hold spaces and ')': count after the last ')'.
+    const char* p = std::strrchr(buf, ')');
+    if (p == nullptr) return 0;
+    int field = 2;
+    for (++p; *p != '\0';) {
+        while (*p == ' ') ++p;
+        if (*p == '\0') break;
+        if (++field == 22) return static_cast<std::uint64_t>(std::strtoull(p, nullptr, 10));
+        while (*p != ' ' && *p != '\0') ++p;
+    }
+    return 0;
 }
 
 /// FUTEX_WAIT on a shared (not PRIVATE) word, at most d. True if the sleep
@@ -161,6 +162,76 @@ inline void yield() noexcept { ::sched_yield(); }
     throw Error(code, std::string(op) + " " + quoted(name) + ": " + std::string(what) + ": " + std::strerror(err));
 }
 
+/// The mappings of ring segments in this process. Every handle (publisher
+/// or subscriber) opens the segment itself, so it has its own open file
+/// description and with it its own flock and OFD-lock identity (ABI.md
+/// §8.4, §9). The memory, though, is mapped once per file and size: N
+/// subscribers of one ring cost one mapping, and ThreadSanitizer, which
+/// tracks memory by virtual address, sees a publisher thread and its
+/// subscriber threads touch each shared word at one address.
+///
+/// A file is named by (device, inode): while a mapping holds the file open
+/// its inode cannot be reused, so the pair cannot name another file. The
+/// size is part of the key so that a header rewritten under us (hostile)
+/// can never make a handle use more bytes than were validated for it.
+class SharedMappings {
+public:
+    /// Maps `size` bytes of fd, or takes a reference on the existing
+    /// mapping of the same file and size. MAP_FAILED's errno in *err.
+    [[nodiscard]] static std::byte* map(int fd, const struct stat& st, std::uint64_t size, int* err) {
+        Table& t = table();
+        const std::lock_guard lock(t.mu);
+        for (Entry& e : t.entries) {
+            if (e.dev == st.st_dev && e.ino == st.st_ino && e.size == size) {
+                ++e.refs;
+                return e.base;
+            }
+        }
+        t.entries.reserve(t.entries.size() + 1);  // may throw; before mmap, so nothing leaks
+        void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (m == MAP_FAILED) {
+            *err = errno;
+            return nullptr;
+        }
+        t.entries.push_back(Entry{st.st_dev, st.st_ino, size, static_cast<std::byte*>(m), 1});
+        return static_cast<std::byte*>(m);
+    }
+
+    /// Drops a reference; the last one unmaps.
+    static void unmap(std::byte* base) noexcept {
+        Table& t = table();
+        const std::lock_guard lock(t.mu);
+        for (std::size_t i = 0; i < t.entries.size(); ++i) {
+            if (t.entries[i].base != base) continue;
+            if (--t.entries[i].refs == 0) {
+                ::munmap(base, t.entries[i].size);
+                t.entries[i] = t.entries.back();
+                t.entries.pop_back();
+            }
+            return;
+        }
+    }
+
+private:
+    struct Entry {
+        dev_t dev;
+        ino_t ino;
+        std::uint64_t size;
+        std::byte* base;
+        std::size_t refs;
+    };
+    struct Table {
+        std::mutex mu;
+        std::vector<Entry> entries;
+    };
+    // Never destroyed: a handle with static storage duration may be closed
+    // after function-local statics are gone.
+    static Table& table() {
+        static Table* t = new Table;
+        return *t;
+    }
+};
+
 /// One handle's view of a segment: its own open file description (so its
 /// own flock and OFD-lock owner), the validated geometry (local copies,
 /// never re-read from shared memory) and the mapping. Move-only RAII.
@@ -176,6 +247,8 @@ public:
             fd_ = std::exchange(o.fd_, -1);
             base_ = std::exchange(o.base_, nullptr);
             size_ = std::exchange(o.size_, 0);
+            dev_ = o.dev_;
+            ino_ = o.ino_;
             name_ = std::move(o.name_);
             hdr_ = o.hdr_;
         }
@@ -198,12 +271,15 @@ public:
             const int err = errno;
             if (err == EEXIST)
                 throw Error(Errc::exists, "create " + quoted(name) + ": segment exists: " + path +
-                                              " (remove a stale one with tachyon-gen rm or ring.Remove)");
+                                              " (a stale one is removed by `tachyon-gen stat --reap " +
+                                              std::string(name) + "` or ring.Remove)");
             throw_errno(Errc::system, "create", name, "open " + path, err);
         }
+        // Until the segment is complete, a failure removes the half-built
+        // file (ours: O_EXCL created it) and releases what was taken.
         struct Unlinker {
             Segment& s;
-            std::string path;
+            const std::string& path;
             bool armed = true;
             ~Unlinker() {
                 if (armed) {
@@ -214,6 +290,10 @@ public:
         } guard{s, path};
         // The umask filtered the mode given to open: set it exactly.
         if (::fchmod(s.fd_, mode) != 0) throw_errno(Errc::system, "create", name, "fchmod", errno);
+        struct stat st{};
+        if (::fstat(s.fd_, &st) != 0) throw_errno(Errc::system, "create", name, "fstat", errno);
+        s.dev_ = st.st_dev;
+        s.ino_ = st.st_ino;
         // Registry lock held during initialisation: a stale-segment sweep
         // leaves the half-built file alone.
         if (!s.lock_registry(1s)) throw Error(Errc::timeout, "create " + quoted(name) + ": registry lock: timeout");
@@ -238,9 +318,9 @@ public:
             if (::ftruncate(s.fd_, static_cast<off_t>(size)) != 0)
                 throw_errno(Errc::system, "create", name, "ftruncate", errno);
         }
-        void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd_, 0);
-        if (m == MAP_FAILED) throw_errno(Errc::system, "create", name, "mmap", errno);
-        s.base_ = static_cast<std::byte*>(m);
+        int err = 0;
+        s.base_ = SharedMappings::map(s.fd_, st, size, &err);
+        if (s.base_ == nullptr) throw_errno(Errc::system, "create", name, "mmap", err);
         s.size_ = size;
         if (!s.try_lock(abi::kProdLockStart, abi::kProdLockLen))
             throw Error(Errc::system, "create " + quoted(name) + ": producer liveness lock refused");
@@ -262,8 +342,9 @@ public:
 
     /// Opens and validates an existing segment (ABI.md §2 "Attach", §6).
     /// A segment still being created yields not_found or not_ready, never
-    /// corrupt. The header is read with pread (a truncated file is a short
-    /// read, not SIGBUS); the mapping never exceeds fstat's size.
+    /// corrupt. The header is read with pread into private memory, once (a
+    /// truncated file is a short read, not SIGBUS), validated there, and
+    /// the mapping is made only after fstat shows the file holds all of it.
     [[nodiscard]] static Segment open(std::string_view op, std::string_view name, std::chrono::nanoseconds ready_timeout,
                                       bool allow_foreign_owner) {
         const std::string path = path_of(name);
@@ -272,7 +353,8 @@ public:
         s.fd_ = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (s.fd_ < 0) {
             const int err = errno;
-            if (err == ENOENT) throw Error(Errc::not_found, std::string(op) + " " + quoted(name) + ": segment not found: " + path);
+            if (err == ENOENT)
+                throw Error(Errc::not_found, std::string(op) + " " + quoted(name) + ": segment not found: " + path);
             throw_errno(Errc::system, op, name, "open " + path, err);
         }
         const auto fail = [&](Errc e, const std::string& why) -> Error {
@@ -285,13 +367,17 @@ public:
             throw fail(Errc::insecure,
                        "owner uid " + std::to_string(st.st_uid) + ", want " + std::to_string(::geteuid()));
         if ((st.st_mode & S_IWOTH) != 0) throw fail(Errc::insecure, "mode is world-writable");
+        s.dev_ = st.st_dev;
+        s.ino_ = st.st_ino;
         const auto deadline = deadline_after(ready_timeout);
         while (st.st_size < static_cast<off_t>(abi::kHeaderSize)) {
             // An empty file is a segment being created (sized right after
             // open), not a corrupt one: wait for it like for ready.
             if (st.st_size != 0)
-                throw fail(Errc::corrupt, "file is " + std::to_string(st.st_size) + " bytes, smaller than the header");
-            if (Clock::now() >= deadline) throw fail(Errc::not_ready, "the file is still empty");
+                throw fail(Errc::corrupt, "file is " + std::to_string(st.st_size) + " bytes, smaller than the " +
+                                              std::to_string(abi::kHeaderSize) + "-byte header");
+            if (Clock::now() >= deadline)
+                throw fail(Errc::not_ready, "the file is still empty (being created, or its creator died first)");
             std::this_thread::sleep_for(1ms);
             if (::fstat(s.fd_, &st) != 0) throw_errno(Errc::system, op, name, "fstat", errno);
         }
@@ -303,10 +389,12 @@ public:
             // release store of ready.
             std::uint32_t ready = 0;
             if (::pread(s.fd_, &ready, sizeof ready, abi::kOffReady) != static_cast<ssize_t>(sizeof ready))
-                throw fail(Errc::corrupt, "short read of the ready word");
+                throw fail(Errc::corrupt, "short read of the ready word (truncated)");
             if (ready == abi::kReadyReady) {
                 if (::pread(s.fd_, raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw))
                     throw fail(Errc::corrupt, "short read of the header (truncated)");
+                // The copy is what gets validated; its ready word is the one
+                // loaded before it, so no field is taken from two reads.
                 std::memcpy(raw + abi::kOffReady, &ready, sizeof ready);
                 break;
             }
@@ -317,14 +405,15 @@ public:
         abi::Decoded d = abi::decode_header(std::span<const std::byte>(raw, sizeof raw));
         if (d.error != Errc::ok) throw fail(d.error, d.why);
         s.hdr_ = d.header;
-        // Size from fstat, again, never from the header alone.
+        // Size from fstat, again, never from the header alone: the mapping
+        // must lie inside the file.
         if (::fstat(s.fd_, &st) != 0) throw_errno(Errc::system, op, name, "fstat", errno);
         if (st.st_size < 0 || static_cast<std::uint64_t>(st.st_size) < s.hdr_.geo.seg_size)
             throw fail(Errc::corrupt, "file is " + std::to_string(st.st_size) + " bytes, header says " +
                                           std::to_string(s.hdr_.geo.seg_size));
-        void* m = ::mmap(nullptr, s.hdr_.geo.seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, s.fd_, 0);
-        if (m == MAP_FAILED) throw_errno(Errc::system, op, name, "mmap", errno);
-        s.base_ = static_cast<std::byte*>(m);
+        int err = 0;
+        s.base_ = SharedMappings::map(s.fd_, st, s.hdr_.geo.seg_size, &err);
+        if (s.base_ == nullptr) throw_errno(Errc::system, op, name, "mmap", err);
         s.size_ = s.hdr_.geo.seg_size;
         return s;
     }
@@ -387,9 +476,18 @@ public:
     }
     [[nodiscard]] bool producer_alive() const noexcept { return held(abi::kProdLockStart, abi::kProdLockLen); }
 
+    /// Removes the segment's name if it still names this handle's file.
+    /// Unlinking by name alone could remove a ring created under the same
+    /// name after ours was removed (by `stat --reap` or by hand).
+    void unlink_if_ours() const noexcept {
+        const std::string path = path_of(name_);
+        struct stat st{};
+        if (::lstat(path.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path.c_str());
+    }
+
     /// Unmaps and closes (which drops every lock of this handle).
     void release() noexcept {
-        if (base_ != nullptr) ::munmap(base_, size_);
+        if (base_ != nullptr) SharedMappings::unmap(base_);
         if (fd_ >= 0) ::close(fd_);
         base_ = nullptr;
         size_ = 0;
@@ -412,6 +510,8 @@ private:
     int fd_ = -1;
     std::byte* base_ = nullptr;
     std::size_t size_ = 0;
+    dev_t dev_ = 0;
+    ino_t ino_ = 0;
     std::string name_;
     abi::Header hdr_{};
 };

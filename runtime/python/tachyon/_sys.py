@@ -1,0 +1,186 @@
+"""Linux primitives the ring needs, from the standard library and ctypes.
+
+* futex(2) through ``syscall(SYS_futex=202, ...)``, on shared (never
+  ``FUTEX_PRIVATE_FLAG``) words: the segment is mapped by other processes.
+* The registry lock: BSD ``flock`` on the segment's fd (ABI §8.4).
+* Liveness locks: OFD byte-range locks (``F_OFD_SETLK``/``F_OFD_GETLK``),
+  owned by the open file description, dropped by the kernel when its last fd
+  closes, on exit or SIGKILL (ABI §9).
+* The full fence of the ABI's handshakes (§8, marked ⟂): a LOCK-prefixed
+  instruction, which CPython executes when it acquires and releases a
+  private ``threading.Lock`` (a compare-exchange / atomic add on the lock
+  word, whether glibc semaphores or, on 3.13+, PyMutex).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import os
+import struct
+import threading
+import time
+
+__all__ = [
+    "flock_try",
+    "flock_unlock",
+    "fence",
+    "futex_wait",
+    "futex_wake",
+    "mono_ns",
+    "ofd_held",
+    "ofd_try_lock",
+    "ofd_unlock",
+    "process_start_time",
+]
+
+SYS_FUTEX = 202  # x86-64
+FUTEX_WAIT = 0
+FUTEX_WAKE = 1
+INT_MAX = 0x7FFFFFFF
+
+# fcntl grew the OFD commands in Python 3.9; the numbers are Linux's.
+F_OFD_GETLK: int = getattr(fcntl, "F_OFD_GETLK", 36)
+F_OFD_SETLK: int = getattr(fcntl, "F_OFD_SETLK", 37)
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_syscall = _libc.syscall
+_syscall.restype = ctypes.c_long
+_syscall.argtypes = [
+    ctypes.c_long,  # number
+    ctypes.c_void_p,  # uaddr
+    ctypes.c_long,  # futex_op
+    ctypes.c_long,  # val
+    ctypes.c_void_p,  # timeout (relative) or NULL
+    ctypes.c_void_p,  # uaddr2
+    ctypes.c_long,  # val3
+]
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def futex_wait(addr: int, expected: int, timeout_s: float) -> bool:
+    """Sleep while the u32 at ``addr`` equals ``expected``, at most ``timeout_s``.
+
+    Returns True if the sleep ended by timeout. The GIL is released for the
+    duration of the call (ctypes CDLL). A signal interrupts the sleep
+    (EINTR), so KeyboardInterrupt is delivered promptly.
+    """
+    if timeout_s <= 0:
+        return False
+    ns = int(timeout_s * 1e9)
+    ts = _Timespec(ns // 1_000_000_000, ns % 1_000_000_000)
+    r = _syscall(SYS_FUTEX, addr, FUTEX_WAIT, expected & 0xFFFFFFFF, ctypes.addressof(ts), None, 0)
+    if r == -1:
+        return ctypes.get_errno() == errno.ETIMEDOUT
+    return False
+
+
+def futex_wake(addr: int, n: int) -> None:
+    """Wake at most ``n`` waiters sleeping on the u32 at ``addr``."""
+    _syscall(SYS_FUTEX, addr, FUTEX_WAKE, n, None, None, 0)
+
+
+_fence_lock = threading.Lock()
+
+
+def fence() -> None:
+    """A full memory fence (StoreLoad) on x86-64: two LOCK-prefixed instructions."""
+    _fence_lock.acquire()
+    _fence_lock.release()
+
+
+def mono_ns() -> int:
+    """CLOCK_MONOTONIC in nanoseconds (system-wide, comparable across processes)."""
+    return time.monotonic_ns()
+
+
+_start_time: int | None = None
+
+
+def process_start_time(pid: int | None = None) -> int:
+    """Field 22 of ``/proc/PID/stat`` (start time in clock ticks), 0 if unknown."""
+    global _start_time
+    own = pid is None
+    if own and _start_time is not None:
+        return _start_time
+    try:
+        with open(f"/proc/{os.getpid() if pid is None else pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return 0
+    # The command (field 2) may hold spaces and parentheses: count fields
+    # after the last ')'. fields[0] is field 3, so field 22 is fields[19].
+    fields = data[data.rfind(b")") + 1 :].split()
+    try:
+        value = int(fields[19])
+    except (IndexError, ValueError):
+        value = 0
+    if own:
+        _start_time = value
+    return value
+
+
+def flock_try(fd: int) -> bool:
+    """Take ``flock(LOCK_EX)`` without waiting; False if another holder has it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def flock_lock(fd: int, timeout_s: float) -> bool:
+    """Take the registry lock, retrying ``LOCK_NB`` for at most ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not flock_try(fd):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.0001)
+    return True
+
+
+def flock_unlock(fd: int) -> None:
+    """Release the registry lock."""
+    fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _flock_struct(kind: int, start: int, length: int) -> bytes:
+    # struct flock on x86-64: short l_type, short l_whence, off_t l_start,
+    # off_t l_len, pid_t l_pid (0 for OFD locks), padded to 32 bytes.
+    return struct.pack("hhqqi4x", kind, os.SEEK_SET, start, length, 0)
+
+
+def ofd_try_lock(fd: int, start: int, length: int) -> bool:
+    """Take an OFD write lock on ``[start, start+length)``; False if held elsewhere."""
+    try:
+        fcntl.fcntl(fd, F_OFD_SETLK, _flock_struct(fcntl.F_WRLCK, start, length))
+    except OSError as e:
+        if e.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
+
+
+def ofd_unlock(fd: int, start: int, length: int) -> None:
+    """Release this open file description's OFD lock on the range."""
+    try:
+        fcntl.fcntl(fd, F_OFD_SETLK, _flock_struct(fcntl.F_UNLCK, start, length))
+    except OSError:
+        pass  # closing the fd drops it anyway
+
+
+def ofd_held(fd: int, start: int, length: int) -> bool:
+    """Whether another open file description holds a lock on the range.
+
+    An error counts as held: a peer is never declared dead on a guess.
+    """
+    try:
+        out = fcntl.fcntl(fd, F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK, start, length))
+    except OSError:
+        return True
+    kind = struct.unpack_from("h", out)[0]
+    return bool(kind != fcntl.F_UNLCK)
