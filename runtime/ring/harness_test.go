@@ -286,9 +286,16 @@ func runChild(role string) int {
 		return 2
 	}
 	switch role {
-	case "sub":
-		// Attach, report ready, verify until closed, report the result.
-		sub, err := Attach[Tick](name, SubscribeOptions{MaxLag: envInt("MAXLAG")})
+	case "sub", "sealed-sub":
+		// Attach (or dial a sealed ring's socket), report ready, verify
+		// until closed, report the result.
+		var sub *Subscriber[Tick]
+		var err error
+		if role == "sealed-sub" {
+			sub, err = DialSealed[Tick](os.Getenv("SOCK"), SubscribeOptions{MaxLag: envInt("MAXLAG")})
+		} else {
+			sub, err = Attach[Tick](name, SubscribeOptions{MaxLag: envInt("MAXLAG")})
+		}
 		if err != nil {
 			return fail(err)
 		}

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"reflect"
+	"sync"
 	"time"
 	"unsafe"
 )
@@ -221,9 +222,30 @@ func newHeader[T Layout](op, name string, opts *Options) (header, error) {
 // Publisher is the single producer of a ring of T. It is not safe for
 // concurrent use.
 type Publisher[T Layout] struct {
-	p     *producer
-	s     *shm
-	owner bool // unlink the name on Close
+	p      *producer
+	s      *shm
+	owner  bool        // unlink the name on Close
+	sealed *sealedInfo // a sealed (memfd) ring's hand-over state, else nil
+}
+
+// sealedInfo is what a sealed publisher's Serve hands out: its own
+// descriptor of the segment, guarded so that Close (on the publishing
+// goroutine) and Serve (on another) never race over it.
+type sealedInfo struct {
+	mu     sync.Mutex
+	fd     int // a dup of the segment's descriptor, -1 once closed
+	id     identity
+	name   string
+	closeF func(fd int)
+}
+
+func (si *sealedInfo) close() {
+	si.mu.Lock()
+	defer si.mu.Unlock()
+	if si.fd >= 0 {
+		si.closeF(si.fd)
+		si.fd = -1
+	}
 }
 
 // Create creates the named ring for messages of type T and returns its
@@ -294,6 +316,9 @@ func (p *Publisher[T]) Close() error {
 		return nil
 	}
 	p.p.close()
+	if p.sealed != nil {
+		p.sealed.close()
+	}
 	var err error
 	if p.owner {
 		err = unlinkSegment(p.s.name)

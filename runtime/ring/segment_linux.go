@@ -130,10 +130,19 @@ func createSegment(name string, hdr *header, mode os.FileMode) (s *shm, err erro
 		}
 		return nil, fmt.Errorf("create %q: %w", name, &os.PathError{Op: "open", Path: path, Err: err})
 	}
+	s, err = initSegment(name, fd, hdr, mode)
+	if err != nil {
+		_ = unix.Unlink(path)
+	}
+	return s, err
+}
+
+// initSegment sizes, maps and initialises a new segment's file and returns
+// it with the producer's liveness lock held. On error it closes fd.
+func initSegment(name string, fd int, hdr *header, mode os.FileMode) (s *shm, err error) {
 	h := &fileHost{fd: fd, tableOff: hdr.geo.tableOff}
 	defer func() {
 		if err != nil {
-			_ = unix.Unlink(path)
 			_ = h.release()
 		}
 	}()
@@ -185,10 +194,8 @@ func createSegment(name string, hdr *header, mode os.FileMode) (s *shm, err erro
 func openSegment(op, name string, write bool, readyTimeout time.Duration, allowForeign bool) (s *shm, err error) {
 	path := shmPath(name)
 	flags := unix.O_NOFOLLOW | unix.O_CLOEXEC
-	prot := unix.PROT_READ
 	if write {
 		flags |= unix.O_RDWR
-		prot |= unix.PROT_WRITE
 	} else {
 		flags |= unix.O_RDONLY
 	}
@@ -198,6 +205,16 @@ func openSegment(op, name string, write bool, readyTimeout time.Duration, allowF
 			return nil, fmt.Errorf("%s %q: %w: %s", op, name, ErrNotFound, path)
 		}
 		return nil, fmt.Errorf("%s %q: %w", op, name, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	return openFD(op, name, fd, write, readyTimeout, allowForeign)
+}
+
+// openFD validates and maps the segment open on fd (which it owns: closed
+// on error, kept by the returned handle).
+func openFD(op, name string, fd int, write bool, readyTimeout time.Duration, allowForeign bool) (s *shm, err error) {
+	prot := unix.PROT_READ
+	if write {
+		prot |= unix.PROT_WRITE
 	}
 	h := &fileHost{fd: fd}
 	defer func() {

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <source_location>
 #include <span>
 #include <string>
 #include <string_view>
@@ -29,11 +28,19 @@ struct Failure {
     std::string message;
 };
 
-[[noreturn]] inline void fail(std::string_view what, std::source_location loc = std::source_location::current()) {
-    throw Failure{std::string(loc.file_name()) + ":" + std::to_string(loc.line()) + ": " + std::string(what)};
+/// The caller's file and line: std::source_location, which clang 14 with
+/// libstdc++ 12 lacks (it needs __builtin_source_location).
+struct Where {
+    const char* file;
+    unsigned line;
+    static Where here(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) { return {file, line}; }
+};
+
+[[noreturn]] inline void fail(std::string_view what, Where loc = Where::here()) {
+    throw Failure{std::string(loc.file) + ":" + std::to_string(loc.line) + ": " + std::string(what)};
 }
 
-inline void check(bool ok, std::string_view what, std::source_location loc = std::source_location::current()) {
+inline void check(bool ok, std::string_view what, Where loc = Where::here()) {
     if (!ok) fail(what, loc);
 }
 
@@ -57,7 +64,7 @@ std::string describe(E v) {
 /// Checks got == want; the message shows both.
 template <class A, class B>
 void check_eq(const A& got, const B& want, std::string_view what = {},
-              std::source_location loc = std::source_location::current()) {
+              Where loc = Where::here()) {
     bool equal;
     if constexpr (std::integral<A> && std::integral<B>)
         equal = std::cmp_equal(got, want);
@@ -68,7 +75,7 @@ void check_eq(const A& got, const B& want, std::string_view what = {},
 
 /// Checks that haystack contains needle.
 inline void check_contains(std::string_view haystack, std::string_view needle,
-                           std::source_location loc = std::source_location::current()) {
+                           Where loc = Where::here()) {
     if (haystack.find(needle) == std::string_view::npos)
         fail("\"" + std::string(haystack) + "\" does not contain \"" + std::string(needle) + "\"", loc);
 }

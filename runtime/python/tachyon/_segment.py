@@ -136,6 +136,7 @@ def create_segment(name: str, header: abi.Header, mode: int) -> Segment:
     except OSError as e:
         raise _os_error("create", name, "open", e) from None
     mm: mmap.mmap | None = None
+    seg: Segment | None = None
     try:
         os.fchmod(fd, mode)  # the umask filtered the mode given to open
         # Hold the registry lock while initialising: a stale-segment sweep
@@ -165,12 +166,12 @@ def create_segment(name: str, header: abi.Header, mode: int) -> Segment:
         finally:
             _sys.flock_unlock(fd)
     except BaseException:
-        if mm is not None:
-            try:
+        if seg is not None:
+            seg.close()
+        else:
+            if mm is not None:
                 mm.close()
-            except BufferError:
-                pass
-        os.close(fd)
+            os.close(fd)
         try:
             os.unlink(path)
         except OSError:
@@ -270,9 +271,9 @@ def _validate_and_map(op: str, name: str, fd: int, write: bool, ready_timeout: f
         raise CorruptSegment(
             f"{op} {name!r}: corrupt segment: file is {st.st_size} bytes, header says {size}", ring=name
         )
-    prot = mmap.PROT_READ | (mmap.PROT_WRITE if write else 0)
     try:
-        mm = mmap.mmap(fd, size, mmap.MAP_SHARED, prot)
+        # ACCESS_READ for inspectors: its buffer is then read-only too.
+        mm = mmap.mmap(fd, size, access=mmap.ACCESS_WRITE if write else mmap.ACCESS_READ)
     except OSError as e:
         raise _os_error(op, name, f"mmap {size} bytes of", e) from None
     return Segment(name, fd, mm, header, writable=write)

@@ -7,7 +7,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <cstring>
 #include <optional>
 #include <span>
@@ -148,21 +147,21 @@ struct Geometry {
 [[nodiscard]] inline std::optional<Geometry> compute_geometry(std::uint64_t msg_size, std::uint64_t msg_align,
                                                               std::uint64_t capacity, std::uint64_t max_subs,
                                                               std::string* why = nullptr) {
-    auto fail = [&](std::string s) -> std::optional<Geometry> {
-        if (why != nullptr) *why = std::move(s);
+    using tachyon::detail::Num;
+    auto fail = [&](std::initializer_list<std::string_view> s) -> std::optional<Geometry> {
+        if (why != nullptr) *why = tachyon::detail::cat(s);
         return std::nullopt;
     };
     if (msg_size == 0 || msg_size > kMaxMessageSize)
-        return fail("message size " + std::to_string(msg_size) + " outside [1, 1048576]");
+        return fail({"message size ", Num(msg_size), " outside [1, 1048576]"});
     if (!is_pow2(msg_align) || msg_align > kMaxAlign)
-        return fail("message alignment " + std::to_string(msg_align) + " is not a power of two <= 4096");
+        return fail({"message alignment ", Num(msg_align), " is not a power of two <= 4096"});
     if (msg_size % msg_align != 0)
-        return fail("message size " + std::to_string(msg_size) + " is not a multiple of its alignment " +
-                    std::to_string(msg_align));
+        return fail({"message size ", Num(msg_size), " is not a multiple of its alignment ", Num(msg_align)});
     if (!is_pow2(capacity) || capacity < 2 || capacity > kMaxCapacity)
-        return fail("capacity " + std::to_string(capacity) + " is not a power of two in [2, 1073741824]");
+        return fail({"capacity ", Num(capacity), " is not a power of two in [2, 1073741824]"});
     if (max_subs == 0 || max_subs > kMaxSubscribers)
-        return fail("subscriber table size " + std::to_string(max_subs) + " outside [1, 1024]");
+        return fail({"subscriber table size ", Num(max_subs), " outside [1, 1024]"});
     Geometry g;
     g.msg_size = msg_size;
     g.msg_align = msg_align;
@@ -178,8 +177,7 @@ struct Geometry {
     // slot_size <= 2^20 + 4096 and capacity <= 2^30: the product fits in u64.
     const std::uint64_t slots = g.slot_size * capacity;
     if (slots > kMaxSegmentSize || g.slots_off + slots > kMaxSegmentSize)
-        return fail("segment of " + std::to_string(capacity) + " slots of " + std::to_string(g.slot_size) +
-                    " bytes exceeds 1 TiB");
+        return fail({"segment of ", Num(capacity), " slots of ", Num(g.slot_size), " bytes exceeds 1 TiB"});
     g.seg_size = g.slots_off + slots;
     return g;
 }
@@ -205,13 +203,6 @@ template <class U>
 template <class U>
 inline void store_le(std::span<std::byte> b, std::size_t off, U v) noexcept {
     std::memcpy(b.data() + off, &v, sizeof v);
-}
-/// 0x-prefixed hex, as Go's %#x prints it (also for zero, which printf's
-/// "%#llx" would print as a bare "0").
-inline std::string hex(std::uint64_t v) {
-    char buf[24];
-    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
 }
 }  // namespace detail
 
@@ -253,20 +244,21 @@ struct Decoded {
 /// Each field is read once from `b`; every derived value is recomputed.
 [[nodiscard]] inline Decoded decode_header(std::span<const std::byte> b) {
     using detail::load_le;
+    using tachyon::detail::Num;
     Decoded d;
-    auto fail = [&](Errc e, std::string why) {
+    auto fail = [&](Errc e, std::initializer_list<std::string_view> why) {
         d.error = e;
-        d.why = std::move(why);
+        d.why = tachyon::detail::cat(why);
         return d;
     };
-    if (b.size() < kHeaderSize) return fail(Errc::corrupt, "header is " + std::to_string(b.size()) + " bytes");
+    if (b.size() < kHeaderSize) return fail(Errc::corrupt, {"header is ", Num(b.size()), " bytes"});
     if (const auto m = load_le<std::uint64_t>(b, kOffMagic); m != kMagic)
-        return fail(Errc::corrupt, "magic " + detail::hex(m) + ", want " + detail::hex(kMagic));
+        return fail(Errc::corrupt, {"magic ", Num::hex(m), ", want ", Num::hex(kMagic)});
     if (const auto v = load_le<std::uint32_t>(b, kOffVersion); v != kVersion)
-        return fail(Errc::version, "ABI version " + std::to_string(v) + ", want 1");
+        return fail(Errc::version, {"ABI version ", Num(v), ", want 1"});
     if (const auto r = load_le<std::uint32_t>(b, kOffReady); r != kReadyReady) {
-        if (r == kReadyInit) return fail(Errc::not_ready, "ready word 0");
-        return fail(Errc::corrupt, "ready word " + std::to_string(r) + ", want 1");
+        if (r == kReadyInit) return fail(Errc::not_ready, {"ready word 0"});
+        return fail(Errc::corrupt, {"ready word ", Num(r), ", want 1"});
     }
     Header& h = d.header;
     h.fingerprint = load_le<std::uint64_t>(b, kOffFingerprint);
@@ -275,17 +267,16 @@ struct Decoded {
     h.batch = load_le<std::uint32_t>(b, kOffBatch);
     h.liveness_ns = load_le<std::uint64_t>(b, kOffLivenessNs);
     h.created_ns = load_le<std::uint64_t>(b, kOffCreatedNs);
-    if (policy > 2) return fail(Errc::corrupt, "policy " + std::to_string(policy) + ", want 0, 1 or 2");
+    if (policy > 2) return fail(Errc::corrupt, {"policy ", Num(policy), ", want 0, 1 or 2"});
     h.policy = static_cast<Policy>(policy);
     std::string why;
     const auto g = compute_geometry(load_le<std::uint32_t>(b, kOffMsgSize), load_le<std::uint32_t>(b, kOffMsgAlign),
                                     load_le<std::uint64_t>(b, kOffCapacity), load_le<std::uint32_t>(b, kOffMaxSubs),
                                     &why);
-    if (!g) return fail(Errc::corrupt, why);
+    if (!g) return fail(Errc::corrupt, {why});
     if (h.batch == 0 || h.batch > g->capacity / 2)
-        return fail(Errc::corrupt,
-                    "batch " + std::to_string(h.batch) + " outside [1, " + std::to_string(g->capacity / 2) + "]");
-    if (h.liveness_ns == 0) return fail(Errc::corrupt, "liveness timeout is 0");
+        return fail(Errc::corrupt, {"batch ", Num(h.batch), " outside [1, ", Num(g->capacity / 2), "]"});
+    if (h.liveness_ns == 0) return fail(Errc::corrupt, {"liveness timeout is 0"});
     const struct {
         const char* name;
         std::uint64_t got, want;
@@ -301,9 +292,7 @@ struct Decoded {
         {"reserved", load_le<std::uint64_t>(b, kOffReserved0), 0},
     };
     for (const auto& c : checks) {
-        if (c.got != c.want)
-            return fail(Errc::corrupt,
-                        std::string(c.name) + " " + std::to_string(c.got) + ", want " + std::to_string(c.want));
+        if (c.got != c.want) return fail(Errc::corrupt, {c.name, " ", Num(c.got), ", want ", Num(c.want)});
     }
     h.geo = *g;
     return d;
@@ -311,15 +300,16 @@ struct Decoded {
 
 /// Why `name` cannot name a ring segment, or nullopt if it can (ABI.md §2).
 [[nodiscard]] inline std::optional<std::string> name_problem(std::string_view name) {
+    using tachyon::detail::Num;
     if (name.empty()) return "empty";
-    if (name.size() > kMaxNameLen) return std::to_string(name.size()) + " bytes, longer than 255";
+    if (name.size() > kMaxNameLen) return tachyon::detail::cat({Num(name.size()), " bytes, longer than 255"});
     if (name.find('/') != std::string_view::npos) return "contains '/'";
     if (name == "." || name.find("..") != std::string_view::npos) return "contains '..' or is '.'";
     for (std::size_t i = 0; i < name.size(); ++i) {
         const char c = name[i];
         const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
                         c == '_' || c == '-';
-        if (!ok) return "byte " + detail::hex(static_cast<unsigned char>(c)) + " at " + std::to_string(i);
+        if (!ok) return tachyon::detail::cat({"byte ", Num::hex(static_cast<unsigned char>(c)), " at ", Num(i)});
     }
     return std::nullopt;
 }

@@ -5,6 +5,9 @@
 // it returns an Errc or a Result<T>, both [[nodiscard]].
 #pragma once
 
+#include <charconv>
+#include <cstdint>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -68,6 +71,48 @@ enum class [[nodiscard]] Errc {
     return "unknown error";
 }
 
+namespace detail {
+
+/// An integer rendered into a small buffer, a piece of cat(): decimal, or
+/// as Go's %#x and %#o print it (0x1f, 0644).
+class Num {
+public:
+    Num(unsigned long long v) noexcept { render(v, 10, {}); }             // NOLINT: implicit by design
+    Num(unsigned long v) noexcept { render(v, 10, {}); }                  // NOLINT
+    Num(unsigned v) noexcept { render(v, 10, {}); }                       // NOLINT
+    Num(long long v) noexcept { render(v, 10, {}); }                      // NOLINT
+    Num(long v) noexcept { render(v, 10, {}); }                           // NOLINT
+    Num(int v) noexcept { render(v, 10, {}); }                            // NOLINT
+    [[nodiscard]] static Num hex(std::uint64_t v) noexcept { return Num(v, 16, "0x"); }
+    [[nodiscard]] static Num oct(std::uint64_t v) noexcept { return Num(v, 8, "0"); }
+    operator std::string_view() const noexcept { return {buf_, len_}; }  // NOLINT: a piece of text
+
+private:
+    Num(std::uint64_t v, int base, std::string_view prefix) noexcept { render(v, base, prefix); }
+    template <class I>
+    void render(I v, int base, std::string_view prefix) noexcept {
+        prefix.copy(buf_, prefix.size());
+        len_ = static_cast<std::size_t>(std::to_chars(buf_ + prefix.size(), buf_ + sizeof buf_, v, base).ptr - buf_);
+    }
+    char buf_[32];
+    std::size_t len_ = 0;
+};
+
+/// Concatenates the pieces of a message. Setup errors are built by this one
+/// out-of-line call: chains of std::string operator+ at every throw site
+/// would cost each program that includes the client code size and compile
+/// time (most of it, with sanitizers) for paths that run once if ever.
+[[nodiscard, gnu::cold, gnu::noinline]] inline std::string cat(std::initializer_list<std::string_view> pieces) {
+    std::size_t n = 0;
+    for (const std::string_view p : pieces) n += p.size();
+    std::string out;
+    out.reserve(n);
+    for (const std::string_view p : pieces) out.append(p);
+    return out;
+}
+
+}  // namespace detail
+
 /// A setup failure: code() for branching, what() for humans, e.g.
 /// `attach "ticks": message type mismatch: fingerprint 0x1, want 0x2`.
 class Error : public std::runtime_error {
@@ -78,6 +123,24 @@ public:
 private:
     Errc code_;
 };
+
+namespace detail {
+
+/// Throws the Error of a failed setup step, in the one shape they all have:
+/// `OP "NAME": CODE: DETAIL...` (without CODE for Errc::system, whose
+/// detail ends with strerror).
+[[noreturn, gnu::cold, gnu::noinline]] inline void raise(Errc code, std::string_view op, std::string_view name,
+                                                        std::initializer_list<std::string_view> detail) {
+    std::string msg = cat({op, " \"", name, "\": "});
+    if (code != Errc::system) {
+        msg.append(to_string(code));
+        msg.append(": ");
+    }
+    msg.append(cat(detail));
+    throw Error(code, msg);
+}
+
+}  // namespace detail
 
 /// A hot-path value or the reason there is none (a minimal std::expected).
 template <class V>

@@ -83,19 +83,18 @@ struct SubscribeOptions {
 
 namespace detail {
 
-inline std::string setup_prefix(std::string_view op, std::string_view name) { return std::string(op) + " " + quoted(name); }
-
-template <Message T>
-void check_identity(std::string_view op, const Segment& s) {
+/// Compares a ring's message identity with T's (ABI.md §2 "Attach" step 6).
+/// Not a template: one copy serves every message type.
+inline void check_identity(std::string_view op, const Segment& s, std::uint64_t fingerprint, std::uint32_t type_id,
+                           std::uint64_t size, std::uint64_t align) {
     const abi::Header& h = s.header();
-    const auto mismatch = [&](const char* field, std::uint64_t got, std::uint64_t want) {
-        return Error(Errc::mismatch, setup_prefix(op, s.name()) + ": message type mismatch: " + field + " " +
-                                         abi::detail::hex(got) + ", want " + abi::detail::hex(want));
+    const auto mismatch = [&](std::string_view field, std::uint64_t got, std::uint64_t want) {
+        raise(Errc::mismatch, op, s.name(), {field, " ", Num::hex(got), ", want ", Num::hex(want)});
     };
-    if (h.fingerprint != T::kFingerprint) throw mismatch("fingerprint", h.fingerprint, T::kFingerprint);
-    if (h.type_id != T::kTypeId) throw mismatch("type id", h.type_id, T::kTypeId);
-    if (h.geo.msg_size != T::kSize) throw mismatch("message size", h.geo.msg_size, T::kSize);
-    if (h.geo.msg_align != T::kAlign) throw mismatch("message alignment", h.geo.msg_align, T::kAlign);
+    if (h.fingerprint != fingerprint) mismatch("fingerprint", h.fingerprint, fingerprint);
+    if (h.type_id != type_id) mismatch("type id", h.type_id, type_id);
+    if (h.geo.msg_size != size) mismatch("message size", h.geo.msg_size, size);
+    if (h.geo.msg_align != align) mismatch("message alignment", h.geo.msg_align, align);
 }
 
 /// The untyped producer side of ABI.md §8.1-8.3. Single-threaded.
@@ -385,9 +384,8 @@ public:
     Consumer(Segment seg, const SubscribeOptions& o) : s_(std::move(seg)) {
         const abi::Geometry& g = s_.geo();
         if (o.max_lag > g.capacity)
-            throw Error(Errc::invalid_options, setup_prefix("attach", s_.name()) + ": invalid options: max lag " +
-                                                   std::to_string(o.max_lag) + " exceeds capacity " +
-                                                   std::to_string(g.capacity));
+            raise(Errc::invalid_options, "attach", s_.name(),
+                  {"max lag ", Num(o.max_lag), " exceeds capacity ", Num(g.capacity)});
         slots_ = s_.base() + g.slots_off;
         slot_size_ = g.slot_size;
         msg_off_ = g.slot_msg_off;
@@ -400,7 +398,7 @@ public:
         window_ = unlimited_ ? g.capacity : o.max_lag;
         spin_ = std::max(o.spin, 0);
         if (!s_.lock_registry(1s))
-            throw Error(Errc::timeout, setup_prefix("attach", s_.name()) + ": registry lock: timeout");
+            raise(Errc::timeout, "attach", s_.name(), {"registry lock held for 1s"});
         struct Unlock {
             const Segment& s;
             ~Unlock() { s.unlock_registry(); }
@@ -414,8 +412,7 @@ public:
             }
         }
         if (idx < 0)
-            throw Error(Errc::no_entry, setup_prefix("attach", s_.name()) + ": subscriber table full: all " +
-                                            std::to_string(g.max_subs) + " entries have live owners");
+            raise(Errc::no_entry, "attach", s_.name(), {"all ", Num(g.max_subs), " entries have live owners"});
         idx_ = static_cast<std::uint64_t>(idx);
         const std::uint64_t e = g.entry_off(idx_);
         head_off_ = e + abi::kEntHead;
@@ -747,21 +744,22 @@ public:
     /// Creates the ring (ABI.md §2). Throws tachyon::Error: invalid_name,
     /// invalid_options, exists, no_space, system.
     [[nodiscard]] static Publisher create(std::string_view name, Options opts = {}) {
-        if (auto why = abi::name_problem(name))
-            throw Error(Errc::invalid_name, "create: ring name " + detail::quoted(name) + ": invalid name: " + *why);
-        const auto bad = [&](const std::string& why) {
-            return Error(Errc::invalid_options, detail::setup_prefix("create", name) + ": invalid options: " + why);
+        using detail::Num;
+        if (auto why = abi::name_problem(name)) detail::raise(Errc::invalid_name, "create", name, {*why});
+        const auto bad = [&](std::initializer_list<std::string_view> why) {
+            detail::raise(Errc::invalid_options, "create", name, why);
         };
         std::string why;
         const auto g = abi::compute_geometry(T::kSize, T::kAlign, opts.capacity, opts.max_subscribers, &why);
-        if (!g) throw bad(why);
+        if (!g) bad({why});
         if (opts.batch == 0) opts.batch = 1;
         if (opts.batch > opts.capacity / 2)
-            throw bad("batch " + std::to_string(opts.batch) + " outside [1, " + std::to_string(opts.capacity / 2) + "]");
-        if (static_cast<std::uint32_t>(opts.policy) > 2) throw bad("policy");
-        if (opts.timeout.count() < 0 || opts.liveness_timeout.count() <= 0) throw bad("timeouts");
+            bad({"batch ", Num(opts.batch), " outside [1, ", Num(opts.capacity / 2), "]"});
+        if (static_cast<std::uint32_t>(opts.policy) > 2) bad({"policy ", Num(static_cast<std::uint32_t>(opts.policy))});
+        if (opts.timeout.count() < 0 || opts.liveness_timeout.count() <= 0)
+            bad({"timeout must be >= 0 and liveness timeout > 0"});
         if ((opts.mode & ~mode_t{0777}) != 0 || (opts.mode & S_IWOTH) != 0)
-            throw bad("mode (permission bits only, not world-writable)");
+            bad({"mode ", Num::oct(opts.mode), " (permission bits only, not world-writable)"});
         abi::Header h;
         h.fingerprint = T::kFingerprint;
         h.type_id = T::kTypeId;
@@ -881,10 +879,9 @@ public:
     /// registers (ABI.md §8.4). It reads messages published after it
     /// registered. Throws tachyon::Error.
     [[nodiscard]] static Subscriber attach(std::string_view name, SubscribeOptions opts = {}) {
-        if (auto why = abi::name_problem(name))
-            throw Error(Errc::invalid_name, "attach: ring name " + detail::quoted(name) + ": invalid name: " + *why);
+        if (auto why = abi::name_problem(name)) detail::raise(Errc::invalid_name, "attach", name, {*why});
         detail::Segment seg = detail::Segment::open("attach", name, opts.ready_timeout, opts.allow_foreign_owner);
-        detail::check_identity<T>("attach", seg);
+        detail::check_identity("attach", seg, T::kFingerprint, T::kTypeId, T::kSize, T::kAlign);
         return Subscriber(std::make_unique<detail::Consumer>(std::move(seg), opts));
     }
 

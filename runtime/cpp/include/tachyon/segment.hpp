@@ -150,16 +150,10 @@ inline void futex_wake(std::uint32_t* addr, int n) noexcept {
 
 inline void yield() noexcept { ::sched_yield(); }
 
-[[nodiscard]] inline std::string quoted(std::string_view s) {
-    std::string q = "\"";
-    q.append(s);
-    q += '"';
-    return q;
-}
-
-[[noreturn]] inline void throw_errno(Errc code, std::string_view op, std::string_view name, std::string_view what,
-                                     int err) {
-    throw Error(code, std::string(op) + " " + quoted(name) + ": " + std::string(what) + ": " + std::strerror(err));
+/// raise() for a failed system call: `OP "NAME": CALL: strerror`.
+[[noreturn, gnu::cold]] inline void raise_errno(Errc code, std::string_view op, std::string_view name,
+                                                std::string_view call, int err) {
+    raise(code, op, name, {call, ": ", std::strerror(err)});
 }
 
 /// The mappings of ring segments in this process. Every handle (publisher
@@ -270,10 +264,9 @@ public:
         if (s.fd_ < 0) {
             const int err = errno;
             if (err == EEXIST)
-                throw Error(Errc::exists, "create " + quoted(name) + ": segment exists: " + path +
-                                              " (a stale one is removed by `tachyon-gen stat --reap " +
-                                              std::string(name) + "` or ring.Remove)");
-            throw_errno(Errc::system, "create", name, "open " + path, err);
+                raise(Errc::exists, "create", name,
+                      {path, " (a stale one is removed by `tachyon-gen stat --reap ", name, "` or ring.Remove)"});
+            raise(Errc::system, "create", name, {"open ", path, ": ", std::strerror(err)});
         }
         // Until the segment is complete, a failure removes the half-built
         // file (ours: O_EXCL created it) and releases what was taken.
@@ -289,23 +282,22 @@ public:
             }
         } guard{s, path};
         // The umask filtered the mode given to open: set it exactly.
-        if (::fchmod(s.fd_, mode) != 0) throw_errno(Errc::system, "create", name, "fchmod", errno);
+        if (::fchmod(s.fd_, mode) != 0) raise_errno(Errc::system, "create", name, "fchmod", errno);
         struct stat st{};
-        if (::fstat(s.fd_, &st) != 0) throw_errno(Errc::system, "create", name, "fstat", errno);
+        if (::fstat(s.fd_, &st) != 0) raise_errno(Errc::system, "create", name, "fstat", errno);
         s.dev_ = st.st_dev;
         s.ino_ = st.st_ino;
         // Registry lock held during initialisation: a stale-segment sweep
         // leaves the half-built file alone.
-        if (!s.lock_registry(1s)) throw Error(Errc::timeout, "create " + quoted(name) + ": registry lock: timeout");
+        if (!s.lock_registry(1s)) raise(Errc::timeout, "create", name, {"registry lock held for 1s"});
         const std::uint64_t size = hdr.geo.seg_size;
         struct statfs sfs{};
         if (::fstatfs(s.fd_, &sfs) == 0 && sfs.f_blocks != 0) {
             const std::uint64_t free_bytes =
                 static_cast<std::uint64_t>(sfs.f_bavail) * static_cast<std::uint64_t>(sfs.f_bsize);
             if (size > free_bytes)
-                throw Error(Errc::no_space, "create " + quoted(name) + ": no space for segment: needs " +
-                                                std::to_string(size) + " bytes, /dev/shm has " +
-                                                std::to_string(free_bytes) + " free");
+                raise(Errc::no_space, "create", name,
+                      {"needs ", Num(size), " bytes, /dev/shm has ", Num(free_bytes), " free"});
         }
         // Reserve the tmpfs pages now: ENOSPC here, not SIGBUS on first touch.
         int rc;
@@ -313,17 +305,17 @@ public:
         while (rc != 0 && errno == EINTR);
         if (rc != 0) {
             const int err = errno;
-            if (err == ENOSPC) throw_errno(Errc::no_space, "create", name, "fallocate", err);
-            if (err != EOPNOTSUPP) throw_errno(Errc::system, "create", name, "fallocate", err);
+            if (err == ENOSPC) raise_errno(Errc::no_space, "create", name, "fallocate", err);
+            if (err != EOPNOTSUPP) raise_errno(Errc::system, "create", name, "fallocate", err);
             if (::ftruncate(s.fd_, static_cast<off_t>(size)) != 0)
-                throw_errno(Errc::system, "create", name, "ftruncate", errno);
+                raise_errno(Errc::system, "create", name, "ftruncate", errno);
         }
         int err = 0;
         s.base_ = SharedMappings::map(s.fd_, st, size, &err);
-        if (s.base_ == nullptr) throw_errno(Errc::system, "create", name, "mmap", err);
+        if (s.base_ == nullptr) raise_errno(Errc::system, "create", name, "mmap", err);
         s.size_ = size;
         if (!s.try_lock(abi::kProdLockStart, abi::kProdLockLen))
-            throw Error(Errc::system, "create " + quoted(name) + ": producer liveness lock refused");
+            raise_errno(Errc::system, "create", name, "producer liveness lock", errno);
         // The identity line: private to us until ready is stored.
         abi::encode_identity(std::span<std::byte>(s.base_, abi::kHeaderSize), hdr);
         // Producer control line, before ready: an attacher that sees ready
@@ -353,20 +345,16 @@ public:
         s.fd_ = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
         if (s.fd_ < 0) {
             const int err = errno;
-            if (err == ENOENT)
-                throw Error(Errc::not_found, std::string(op) + " " + quoted(name) + ": segment not found: " + path);
-            throw_errno(Errc::system, op, name, "open " + path, err);
+            if (err == ENOENT) raise(Errc::not_found, op, name, {path});
+            raise(Errc::system, op, name, {"open ", path, ": ", std::strerror(err)});
         }
-        const auto fail = [&](Errc e, const std::string& why) -> Error {
-            return Error(e, std::string(op) + " " + quoted(name) + ": " + std::string(to_string(e)) + ": " + why);
-        };
+        const auto fail = [&](Errc e, std::initializer_list<std::string_view> why) { raise(e, op, name, why); };
         struct stat st{};
-        if (::fstat(s.fd_, &st) != 0) throw_errno(Errc::system, op, name, "fstat", errno);
-        if (!S_ISREG(st.st_mode)) throw fail(Errc::insecure, "not a regular file");
+        if (::fstat(s.fd_, &st) != 0) raise_errno(Errc::system, op, name, "fstat", errno);
+        if (!S_ISREG(st.st_mode)) fail(Errc::insecure, {"not a regular file"});
         if (!allow_foreign_owner && st.st_uid != ::geteuid())
-            throw fail(Errc::insecure,
-                       "owner uid " + std::to_string(st.st_uid) + ", want " + std::to_string(::geteuid()));
-        if ((st.st_mode & S_IWOTH) != 0) throw fail(Errc::insecure, "mode is world-writable");
+            fail(Errc::insecure, {"owner uid ", Num(st.st_uid), ", want ", Num(::geteuid())});
+        if ((st.st_mode & S_IWOTH) != 0) fail(Errc::insecure, {"mode ", Num::oct(st.st_mode & 07777), " is world-writable"});
         s.dev_ = st.st_dev;
         s.ino_ = st.st_ino;
         const auto deadline = deadline_after(ready_timeout);
@@ -374,12 +362,11 @@ public:
             // An empty file is a segment being created (sized right after
             // open), not a corrupt one: wait for it like for ready.
             if (st.st_size != 0)
-                throw fail(Errc::corrupt, "file is " + std::to_string(st.st_size) + " bytes, smaller than the " +
-                                              std::to_string(abi::kHeaderSize) + "-byte header");
+                fail(Errc::corrupt, {"file is ", Num(st.st_size), " bytes, smaller than the 512-byte header"});
             if (Clock::now() >= deadline)
-                throw fail(Errc::not_ready, "the file is still empty (being created, or its creator died first)");
+                fail(Errc::not_ready, {"the file is still empty (being created, or its creator died first)"});
             std::this_thread::sleep_for(1ms);
-            if (::fstat(s.fd_, &st) != 0) throw_errno(Errc::system, op, name, "fstat", errno);
+            if (::fstat(s.fd_, &st) != 0) raise_errno(Errc::system, op, name, "fstat", errno);
         }
         std::byte raw[abi::kHeaderSize];
         for (;;) {
@@ -389,31 +376,30 @@ public:
             // release store of ready.
             std::uint32_t ready = 0;
             if (::pread(s.fd_, &ready, sizeof ready, abi::kOffReady) != static_cast<ssize_t>(sizeof ready))
-                throw fail(Errc::corrupt, "short read of the ready word (truncated)");
+                fail(Errc::corrupt, {"short read of the ready word (truncated)"});
             if (ready == abi::kReadyReady) {
                 if (::pread(s.fd_, raw, sizeof raw, 0) != static_cast<ssize_t>(sizeof raw))
-                    throw fail(Errc::corrupt, "short read of the header (truncated)");
+                    fail(Errc::corrupt, {"short read of the header (truncated)"});
                 // The copy is what gets validated; its ready word is the one
                 // loaded before it, so no field is taken from two reads.
                 std::memcpy(raw + abi::kOffReady, &ready, sizeof ready);
                 break;
             }
-            if (ready != abi::kReadyInit) throw fail(Errc::corrupt, "ready word " + std::to_string(ready) + ", want 1");
-            if (Clock::now() >= deadline) throw fail(Errc::not_ready, "ready word still 0");
+            if (ready != abi::kReadyInit) fail(Errc::corrupt, {"ready word ", Num(ready), ", want 1"});
+            if (Clock::now() >= deadline) fail(Errc::not_ready, {"ready word still 0"});
             std::this_thread::sleep_for(1ms);
         }
         abi::Decoded d = abi::decode_header(std::span<const std::byte>(raw, sizeof raw));
-        if (d.error != Errc::ok) throw fail(d.error, d.why);
+        if (d.error != Errc::ok) fail(d.error, {d.why});
         s.hdr_ = d.header;
         // Size from fstat, again, never from the header alone: the mapping
         // must lie inside the file.
-        if (::fstat(s.fd_, &st) != 0) throw_errno(Errc::system, op, name, "fstat", errno);
+        if (::fstat(s.fd_, &st) != 0) raise_errno(Errc::system, op, name, "fstat", errno);
         if (st.st_size < 0 || static_cast<std::uint64_t>(st.st_size) < s.hdr_.geo.seg_size)
-            throw fail(Errc::corrupt, "file is " + std::to_string(st.st_size) + " bytes, header says " +
-                                          std::to_string(s.hdr_.geo.seg_size));
+            fail(Errc::corrupt, {"file is ", Num(st.st_size), " bytes, header says ", Num(s.hdr_.geo.seg_size)});
         int err = 0;
         s.base_ = SharedMappings::map(s.fd_, st, s.hdr_.geo.seg_size, &err);
-        if (s.base_ == nullptr) throw_errno(Errc::system, op, name, "mmap", err);
+        if (s.base_ == nullptr) raise_errno(Errc::system, op, name, "mmap", err);
         s.size_ = s.hdr_.geo.seg_size;
         return s;
     }

@@ -1,0 +1,214 @@
+"""Policies and lossy readers: drop_newest, drop_oldest, max_lag, Block waits."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from conftest import Message
+from test_batches import records
+
+import tachyon
+from tachyon import Overwritten, Publisher, RingFull, RingTimeout, Subscriber
+
+
+def drain(sub: Subscriber) -> list[int]:  # type: ignore[type-arg]
+    """Receive everything readable now, one copy at a time."""
+    out = []
+    while (m := sub.recv(timeout=0)) is not None:
+        out.append(m.seq)
+    return out
+
+
+def gaps_of(seqs: list[int], start: int = 0) -> int:
+    gaps, last = 0, start - 1
+    for s in seqs:
+        assert s > last, "reordered"
+        gaps += s - last - 1
+        last = s
+    return gaps
+
+
+def entry_counters(sub: Subscriber) -> tuple[int, int]:  # type: ignore[type-arg]
+    sub._flush_stats()
+    e = next(s for s in tachyon.inspect(sub.name).subscribers if s.index == sub.index)
+    return e.received, e.dropped
+
+
+def test_drop_newest_refuses_and_counts(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, policy="drop_newest", batch=2) as pub:
+        with Subscriber.attach(ring_name, Message) as sub:
+            arr = records(range(20))
+            assert pub.publish_array(arr) == 8
+            assert pub.dropped == 12 and pub.published == 8
+            assert not pub.publish(Message(seq=99, timestamp_ns=0, payload=(0,) * 48))
+            with pytest.raises(RingFull, match=ring_name):
+                pub.claim()
+            assert pub.dropped == 14
+            assert tachyon.inspect(ring_name).dropped_newest == 14
+            assert drain(sub) == list(range(8))  # an unlimited reader never drops
+            assert sub.dropped == 0
+
+
+def test_drop_oldest_unlimited_reader_counts_laps(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=16, policy="drop_oldest", batch=4) as pub:
+        with Subscriber.attach(ring_name, Message) as sub:
+            pub.publish_array(records(range(100)))
+            pub.flush()
+            got = drain(sub)
+            assert got == list(range(84, 100))
+            assert sub.received + sub.dropped == 100 and sub.dropped == gaps_of(got)
+            assert entry_counters(sub) == (16, 84)
+
+
+@pytest.mark.parametrize("policy", ["block", "drop_oldest"])
+def test_max_lag_window(ring_name: str, policy: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=16, policy=policy, batch=1) as pub:
+        with Subscriber.attach(ring_name, Message, max_lag=4) as sub:
+            # A lossy reader never holds the producer back, even under block.
+            pub.publish_array(records(range(52)))
+            pub.flush()
+            with sub.recv_batch() as b:
+                assert b["seq"].tolist() == [48, 49, 50, 51]
+            assert (sub.received, sub.dropped) == (4, 48)
+            assert entry_counters(sub) == (4, 48)
+
+
+def test_batch_overwritten_while_borrowed(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, policy="drop_oldest", batch=1) as pub:
+        with Subscriber.attach(ring_name, Message, max_lag=8) as sub:
+            pub.publish_array(records(range(6)))
+            b = sub.recv_batch()
+            assert len(b) == 6
+            seen = b["seq"].sum()  # read while borrowed ...
+            pub.publish_array(records(range(6, 12)))  # ... and lapped meanwhile
+            with pytest.raises(Overwritten, match="overwritten while borrowed") as ei:
+                b.release()
+            assert ei.value.count == 6 and seen == 15
+            assert (sub.received, sub.dropped) == (0, 6)
+            got = drain(sub)
+            assert got == list(range(6, 12))
+            assert sub.received + sub.dropped == 12
+
+
+def test_copy_of_an_overwritten_batch_is_refused(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, policy="drop_oldest", batch=1) as pub:
+        with Subscriber.attach(ring_name, Message, max_lag=8) as sub:
+            pub.publish_array(records(range(4)))
+            b = sub.recv_batch()
+            pub.publish_array(records(range(4, 10)))  # overwrites slots 0 and 1
+            with pytest.raises(Overwritten, match="while it was copied"):
+                b.copy()
+            b.release()  # counted once, not raised twice
+            assert (sub.received, sub.dropped) == (0, 4)
+
+
+def test_iteration_raises_overwritten_for_an_unreleased_lapped_batch(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, policy="drop_oldest", batch=1) as pub:
+        with Subscriber.attach(ring_name, Message, max_lag=8) as sub:
+            pub.publish_array(records(range(4)))
+            it = sub.batches()
+            first = next(it)
+            assert len(first) == 4
+            pub.publish_array(records(range(4, 12)))
+            with pytest.raises(Overwritten):
+                next(it)
+            assert sub.dropped == 4
+
+
+def test_block_waits_for_a_reader_then_proceeds(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, batch=2, timeout=10) as pub:
+        with Subscriber.attach(ring_name, Message) as sub:
+            got: list[int] = []
+
+            def read() -> None:
+                while len(got) < 200:
+                    with sub.recv_batch(timeout=5) as b:
+                        got.extend(b["seq"].tolist())
+
+            t = threading.Thread(target=read)
+            t.start()
+            assert pub.publish_array(records(range(200))) == 200
+            pub.flush()
+            t.join(10)
+            assert got == list(range(200))
+
+
+def test_block_timeout_names_the_ring(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=4, batch=1, timeout=0.2, liveness_timeout=30, spin=0) as pub:
+        with Subscriber.attach(ring_name, Message):
+            pub.publish_array(records(range(4)))
+            t0 = time.monotonic()
+            with pytest.raises(RingTimeout, match=f"publish '{ring_name}': timeout after 0.2s waiting for subscriber 0"):
+                pub.publish(Message(seq=4, timestamp_ns=0, payload=(0,) * 48))
+            assert time.monotonic() - t0 < 5
+
+
+def test_stalled_reader_is_evicted(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=4, batch=1, liveness_timeout=0.3, spin=0) as pub:
+        with Subscriber.attach(ring_name, Message) as sub:
+            pub.publish_array(records(range(10)))  # waits 0.3 s, then evicts the stalled reader
+            assert pub.evictions == 1
+            assert drain_until_error(sub) == "Evicted"
+            assert tachyon.inspect(ring_name).subscribers[0].state == "evicted"
+        assert tachyon.inspect(ring_name).subscribers == ()  # detached: the entry is free again
+
+
+def drain_until_error(sub: Subscriber) -> str:  # type: ignore[type-arg]
+    try:
+        while True:
+            sub.recv(timeout=1)
+    except tachyon.TachyonError as e:
+        assert sub.name in str(e)
+        return type(e).__name__
+
+
+def test_hostile_head_is_evicted(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, batch=1) as pub:
+        with Subscriber.attach(ring_name, Message) as bad, Subscriber.attach(ring_name, Message) as good:
+            bad._w64[bad._i_head] = 1 << 40  # beyond anything committed
+            # The registrations force a table scan at the first claim: `bad`
+            # claims a head beyond every committed index and is evicted.
+            pub.publish_array(records(range(8)))
+            pub.flush()
+            assert pub.evictions == 1
+            assert drain_until_error(bad) == "Evicted"
+            assert drain(good) == list(range(8))
+
+
+def test_table_full(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, max_subscribers=2):
+        with Subscriber.attach(ring_name, Message), Subscriber.attach(ring_name, Message):
+            with pytest.raises(tachyon.TableFull, match=f"attach '{ring_name}': subscriber table full: all 2 entries"):
+                Subscriber.attach(ring_name, Message)
+        # Both detached: the entries are reusable.
+        with Subscriber.attach(ring_name, Message) as s:
+            assert s.index == 0
+
+
+def test_flush_and_batching(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=64, batch=8) as pub:
+        with Subscriber.attach(ring_name, Message, max_lag=64) as sub:  # lossy: no stamp fast path
+            pub.publish_array(records(range(5)))
+            assert tachyon.inspect(ring_name).published == 0  # below K: not yet published
+            assert sub.recv(timeout=0) is None
+            pub.flush()
+            assert [m.seq for m in iter(lambda: sub.recv(timeout=0), None)] == list(range(5))
+
+
+def test_unlimited_reader_takes_committed_slots_before_the_tail(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=64, batch=8) as pub:
+        with Subscriber.attach(ring_name, Message) as sub:
+            pub.publish(Message(seq=0, timestamp_ns=0, payload=(0,) * 48))
+            assert tachyon.inspect(ring_name).published == 0
+            m = sub.recv(timeout=0)  # ABI §8.5 1a
+            assert m is not None and m.seq == 0
+
+
+def test_publish_array_dtype_checked(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8) as pub:
+        with pytest.raises(TypeError, match="want Message.DTYPE"):
+            pub.publish_array(np.zeros(3, dtype=np.uint64))
+        assert pub.publish_array(np.zeros(0, dtype=Message.DTYPE)) == 0
