@@ -54,15 +54,18 @@ demo: peers
 	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 
-## test: every test (Go with -race, Python, C++), plus lint
+## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
 test: lint test-go test-python
 	@echo "make test: all green"
 
-test-go:
+# The race detector allocates, so the zero-allocation proofs run once more
+# without it. The interop matrix (examples/pipeline/peers) needs the venv.
+test-go: venv
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -run 'Alloc' ./runtime/ring ./examples/market
 
 test-python: venv tachyon-gen
-	$(PY) -m pytest -q tests/python
+	$(PY) -m pytest -q tests/python runtime/python/tests
 
 # The C++ checks (g++ and clang++, C++17 and C++20, the CMake consumer) run
 # inside `go test ./gen/cpp`; this target runs them alone.
