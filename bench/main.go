@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
 	"slices"
 	"sort"
@@ -48,7 +49,9 @@ type target struct {
 }
 
 var (
-	quick    = flag.Bool("quick", false, "small sample sizes: a smoke run")
+	quick    = flag.Bool("quick", false, "small sample sizes: a quick run")
+	smoke    = flag.Bool("smoke", false, "tiny sample sizes: proves the harness works, measures nothing useful")
+	only     = flag.String("only", "", "run only the steps whose name matches this regular expression")
 	out      = flag.String("out", "bench-results.json", "results file")
 	svg      = flag.String("svg", "bench-latency.svg", "latency plot")
 	floorPP  = flag.String("floor-pingpong", "build/bench/floor_pingpong", "C cache-line ping-pong floor")
@@ -56,6 +59,7 @@ var (
 	gopeer   = flag.String("gopeer", "bin/gopeer", "Go interop peer")
 	gen      = flag.String("tachyon-gen", "bin/tachyon-gen", "tachyon-gen binary")
 	python   = flag.String("python", ".venv/bin/python", "Python of the venv")
+	pyGen    = flag.String("python-gen", "build/gen/python", "directory of the generated message_tsch.py")
 	cppPeer  = flag.String("cpppeer", "build/cpppeer", "C++ interop peer")
 )
 
@@ -70,7 +74,18 @@ func main() {
 	if *quick {
 		n, warm, msgs = 20_000, 2_000, 500_000
 	}
+	if *smoke {
+		n, warm, msgs = 1_000, 100, 20_000
+	}
+	onlyRe, err := regexp.Compile(*only)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: --only:", err)
+		os.Exit(2)
+	}
 	step := func(name string, fn func() error) {
+		if !onlyRe.MatchString(name) {
+			return
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s...\n", name)
 		t0 := time.Now()
 		if err := fn(); err != nil {
@@ -83,10 +98,10 @@ func main() {
 		r.Latency[key] = l
 	}
 	step("floor ping-pong (C)", func() error {
-		return mergeJSON(r, "ns", *floorPP, "--iterations", fmt.Sprint(n+warm))
+		return mergeJSON(r, *floorPP, "--iterations", fmt.Sprint(n+warm))
 	})
 	step("floor SPSC ring (C)", func() error {
-		return mergeJSON(r, "msgs/s", *floorRng, "--count", fmt.Sprint(msgs))
+		return mergeJSON(r, *floorRng, "--count", fmt.Sprint(msgs))
 	})
 	for _, e := range []struct {
 		lang, key string
@@ -95,7 +110,7 @@ func main() {
 	}{
 		{"Go", "go_go", []string{*gopeer}, n},
 		{"C++", "go_cpp", []string{*cppPeer}, n},
-		{"Python", "go_python", []string{*python, "examples/pipeline/pypeer.py"}, n / 10},
+		{"Python", "go_python", []string{*python, "examples/pipeline/pypeer.py", "--gen-dir", *pyGen}, n / 10},
 	} {
 		step("Go<->"+e.lang+" ring ping-pong", func() error {
 			l, err := ringPingPong(e.argv, e.key, e.n, warm/10, 0)
@@ -137,15 +152,23 @@ func main() {
 		r.Metrics["go_channel_rtt_p50_ns"] = Metric{l.P50, "ns", "two goroutines, one process"}
 		return nil
 	})
-	step("Go->Go throughput", func() error { return throughput(r, msgs) })
+	step("Go->Go throughput (like for like with the C floor)", func() error { return ringThroughput(r, msgs) })
+	step("Go->Go throughput through the peers, fan-out to 3", func() error { return throughput(r, msgs) })
 	gp, cp := peers.Peer{Lang: "go", Argv: []string{*gopeer}}, peers.Peer{Lang: "cpp", Argv: []string{*cppPeer}}
 	step("Go->C++ throughput", func() error { return crossThroughput(r, "go_cpp", gp, cp, msgs) })
 	step("C++->Go throughput", func() error { return crossThroughput(r, "cpp_go", cp, gp, msgs) })
 	step("Python ring throughput", func() error {
-		return mergeJSON(r, "msgs/s", *python, "runtime/python/bench_ring.py", "--json", quickFlag())
+		return mergeJSON(r, *python, "runtime/python/bench_ring.py", "--json", quickFlag())
 	})
 	step("NumPy decode vs struct loop", func() error {
-		return mergeJSON(r, "msgs/s", *python, "tests/python/bench_decode.py", "--json", quickFlag())
+		sizes := []string{} // the full run: 10 M messages, as issue 3 asks
+		switch {
+		case *smoke:
+			sizes = []string{"--n", "100000", "--loop-n", "10000", "--repeat", "1"}
+		case *quick:
+			sizes = []string{"--n", "1000000", "--loop-n", "200000"}
+		}
+		return mergeJSON(r, append([]string{*python, "tests/python/bench_decode.py", "--json"}, sizes...)...)
 	})
 	step("allocations per message", func() error { return allocs(r) })
 	step("Go encode/decode", func() error { codec(r); return nil })
@@ -166,7 +189,7 @@ func main() {
 }
 
 func quickFlag() string {
-	if *quick {
+	if *quick || *smoke {
 		return "--quick"
 	}
 	return "--full"
@@ -175,6 +198,8 @@ func quickFlag() string {
 func runChild(role string, args []string) int {
 	var err error
 	switch role {
+	case "sink":
+		err = sinkChild(args[0])
 	case "stream-echo":
 		err = streamEchoChild()
 	default:
@@ -189,7 +214,7 @@ func runChild(role string, args []string) int {
 
 // mergeJSON runs a program that prints a JSON object of numbers (its last
 // line) and records each as a metric. Percentile keys also feed the plot.
-func mergeJSON(r *results, unit string, argv ...string) error {
+func mergeJSON(r *results, argv ...string) error {
 	args := slices.DeleteFunc(argv[1:], func(s string) bool { return s == "" })
 	if _, err := os.Stat(argv[0]); err != nil {
 		return fmt.Errorf("%s not built (make bench builds it)", argv[0])
@@ -200,8 +225,10 @@ func mergeJSON(r *results, unit string, argv ...string) error {
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("%s: %v: %s", strings.Join(argv, " "), err, lastLine(stderr.String()))
 	}
+	// One JSON object: the whole output, or (after a human table) its last line.
 	var obj map[string]any
-	if err := json.Unmarshal([]byte(lastLine(stdout.String())), &obj); err != nil {
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &obj); err == nil {
+	} else if err := json.Unmarshal([]byte(lastLine(stdout.String())), &obj); err != nil {
 		return fmt.Errorf("%s: output is not a JSON object: %v", argv[0], err)
 	}
 	for k, v := range obj {
@@ -209,12 +236,14 @@ func mergeJSON(r *results, unit string, argv ...string) error {
 		if !ok {
 			continue
 		}
-		u := unit
+		var u string
 		switch {
 		case strings.HasSuffix(k, "_ns"):
 			u = "ns"
 		case strings.HasSuffix(k, "_per_s"):
 			u = "msgs/s"
+		default:
+			continue // sizes, ratios, versions: context, not figures
 		}
 		r.Metrics[k] = Metric{Value: f, Unit: u}
 	}

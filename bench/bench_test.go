@@ -1,0 +1,114 @@
+package main
+
+// TestSmoke runs the whole harness with tiny sample sizes (`--smoke`): every
+// step must produce its figures, and bench-results.json must carry every
+// metric name issue 7 promises. It proves the harness works; the numbers of
+// a smoke run mean nothing.
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func repoRoot(t *testing.T) string {
+	_, file, _, ok := runtime.Caller(0)
+	require.True(t, ok)
+	return filepath.Join(filepath.Dir(file), "..")
+}
+
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds every peer and runs every benchmark once: not in -short")
+	}
+	top := repoRoot(t)
+	dir := t.TempDir()
+	bin := func(name string) string { return filepath.Join(dir, name) }
+	run := func(name string, args ...string) error {
+		cmd := exec.Command(name, args...)
+		cmd.Dir = top
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	python := filepath.Join(top, ".venv", "bin", "python")
+	_, err := os.Stat(python)
+	require.NoError(t, err, "the benchmarks need the project venv: run `make venv` (make test does)")
+
+	// Build everything the harness runs, in parallel where it can be.
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	goBuild := func(out, pkg string) { wg.Go(func() { errs <- run("go", "build", "-o", out, pkg) }) }
+	goBuild(bin("bench"), "./bench")
+	goBuild(bin("gopeer"), "./examples/pipeline/gopeer")
+	wg.Go(func() {
+		if err := run("go", "build", "-o", bin("tachyon-gen"), "./cmd/tachyon-gen"); err != nil {
+			errs <- err
+			return
+		}
+		if err := run(bin("tachyon-gen"), "generate", "--cpp-out", bin("cpp"), "--py-out", bin("python"), "examples/Message.tsch"); err != nil {
+			errs <- err
+			return
+		}
+		errs <- run("g++", "-std=c++20", "-O2", "-Iruntime/cpp/include", "-I"+bin("cpp"), "examples/pipeline/cpppeer.cpp", "-o", bin("cpppeer"))
+	})
+	for _, floor := range []string{"floor_pingpong", "floor_spsc"} {
+		wg.Go(func() {
+			errs <- run("cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "runtime/cpp/bench/"+floor+".c", "-o", bin(floor))
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+
+	results, svg := bin("results.json"), bin("latency.svg")
+	cmd := exec.Command(bin("bench"), "--smoke", "--out", results, "--svg", svg,
+		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
+		"--gopeer", bin("gopeer"), "--cpppeer", bin("cpppeer"), "--tachyon-gen", bin("tachyon-gen"),
+		"--python", python, "--python-gen", bin("python"))
+	cmd.Dir = top
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	var doc struct {
+		Machine map[string]any             `json:"machine"`
+		Metrics map[string]json.RawMessage `json:"metrics"`
+		Missing map[string]string          `json:"missing"`
+		Targets []map[string]any           `json:"targets"`
+	}
+	data, err := os.ReadFile(results)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &doc))
+	assert.Empty(t, doc.Missing, "every step must run")
+	for _, name := range []string{"floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns",
+		"uds_rtt_p50_ns", "pipe_rtt_p50_ns", "floor_ring_msgs_per_s", "go_go_msgs_per_s", "go_python_msgs_per_s",
+		"mp_queue_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", "go_allocs_per_msg",
+		"generate_1000_s"} {
+		var m Metric
+		if assert.Contains(t, doc.Metrics, name) {
+			require.NoError(t, json.Unmarshal(doc.Metrics[name], &m))
+			assert.NotEmpty(t, m.Unit, name)
+			if name != "go_allocs_per_msg" {
+				assert.Positive(t, m.Value, name)
+			}
+		}
+	}
+	assert.NotEmpty(t, doc.Machine["cpu"])
+	assert.GreaterOrEqual(t, len(doc.Targets), 7, "every target is evaluated")
+	plot, err := os.ReadFile(svg)
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(plot), "<svg") || strings.HasPrefix(string(plot), "<?xml"), "an SVG plot")
+	assert.Contains(t, string(out), "target")
+}
