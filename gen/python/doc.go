@@ -1,7 +1,7 @@
 // Package genpy renders the schema layout model as a Python module: for X.tsch,
 // x_tsch.py, importable with the standard library alone (Python 3.10+).
 //
-// Per struct and message the module has a frozen dataclass with SIZE, a
+// Per struct and message the module has a frozen dataclass with SIZE, ALIGN, a
 // little-endian struct.Struct (STRUCT, padding as x), a NumPy structured
 // dtype (DTYPE, built on first access: NumPy is imported lazily),
 // unpack/unpack_from/pack/pack_into and a zero-copy decode_batch; messages
@@ -15,7 +15,7 @@
 // constants and members UPPER_SNAKE_CASE). A name that is a Python keyword
 // or builtin, that shadows a name the module imports (struct, enum, np,
 // ClassVar, ...), or, for a field, that collides with the record's own API
-// (pack, unpack, unpack_from, pack_into, decode_batch, SIZE, STRUCT, DTYPE,
+// (pack, unpack, unpack_from, pack_into, decode_batch, SIZE, ALIGN, STRUCT, DTYPE,
 // TYPE_ID, FINGERPRINT, self, cls) gets a trailing underscore: class ->
 // class_, pack -> pack_. Schema identifiers never end in an underscore, so an
 // escaped name cannot collide with another schema name. The escape does not

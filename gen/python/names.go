@@ -53,7 +53,7 @@ var moduleNames = setOf(
 // the parameter names of its methods.
 var recordAPI = setOf(
 	"pack", "pack_into", "unpack", "unpack_from", "decode_batch",
-	"SIZE", "STRUCT", "DTYPE", "TYPE_ID", "FINGERPRINT", "self", "cls",
+	"SIZE", "ALIGN", "STRUCT", "DTYPE", "TYPE_ID", "FINGERPRINT", "self", "cls",
 )
 
 func setOf(names ...string) map[string]bool {

@@ -162,6 +162,7 @@ func (g *generator) record(s *schema.Struct) {
 	g.docstring("    ", withDeprecation(doc, s.Deprecated))
 	g.P()
 	g.P("    SIZE: ClassVar[int] = ", s.Size)
+	g.P("    ALIGN: ClassVar[int] = ", s.Align)
 	if s.IsMessage {
 		g.P("    TYPE_ID: ClassVar[int] = ", s.ID)
 		g.P("    FINGERPRINT: ClassVar[int] = ", fmt.Sprintf("0x%016X", s.Fingerprint))

@@ -161,6 +161,7 @@ class Trade:
     """
 
     SIZE: ClassVar[int] = 16
+    ALIGN: ClassVar[int] = 8
     STRUCT: ClassVar[struct.Struct] = _compile("Trade", "<qIB?2x", SIZE)
 
     price: int  # offset 0, i64
@@ -237,6 +238,7 @@ class Book:
     """
 
     SIZE: ClassVar[int] = 192
+    ALIGN: ClassVar[int] = 64
     TYPE_ID: ClassVar[int] = 2
     FINGERPRINT: ClassVar[int] = 0x1C4C25B53E8A51ED
     STRUCT: ClassVar[struct.Struct] = _compile(
@@ -339,6 +341,7 @@ class Tape:
     """
 
     SIZE: ClassVar[int] = 512
+    ALIGN: ClassVar[int] = 64
     TYPE_ID: ClassVar[int] = 3
     FINGERPRINT: ClassVar[int] = 0xC6ED708AC1DA8163
     STRUCT: ClassVar[struct.Struct] = _compile(

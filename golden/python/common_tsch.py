@@ -120,6 +120,7 @@ class Level:
     """
 
     SIZE: ClassVar[int] = 16
+    ALIGN: ClassVar[int] = 8
     STRUCT: ClassVar[struct.Struct] = _compile("Level", "<qIB3x", SIZE)
 
     price: int  # offset 0, i64

@@ -97,6 +97,7 @@ class Message:
     """
 
     SIZE: ClassVar[int] = 64
+    ALIGN: ClassVar[int] = 8
     TYPE_ID: ClassVar[int] = 1
     FINGERPRINT: ClassVar[int] = 0x1B43E6C9E14A376C
     STRUCT: ClassVar[struct.Struct] = _compile("Message", "<QQ48B", SIZE)

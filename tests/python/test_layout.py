@@ -30,6 +30,7 @@ def test_random_layouts_agree_with_model_and_ctypes(random_schemas: Generated) -
             offsets = [f["offset"] for f in spec["fields"]]
 
             assert cls.SIZE == spec["size"], where
+            assert cls.ALIGN == spec["align"], where
             assert cls.STRUCT.size == spec["size"], where
             assert cls.STRUCT.format.startswith("<"), where
 

@@ -39,7 +39,6 @@ if sys.platform != "linux" or platform.machine().lower() not in ("x86_64", "amd6
 from ._abi import ABI_VERSION, Policy
 from ._segment import RingStats, SubscriberStats, inspect, remove, remove_stale, validate_name
 from .errors import (
-    BorrowOutstanding,
     CorruptSegment,
     Evicted,
     FingerprintMismatch,
@@ -62,14 +61,13 @@ from .errors import (
     UnsupportedVersion,
     ViewStillReferenced,
 )
-from .ring import Batch, MessageType, Publisher, Record, Subscriber, message_align
+from .ring import Batch, MessageType, Publisher, Record, Subscriber, message_align, subscriber_key
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ABI_VERSION",
     "Batch",
-    "BorrowOutstanding",
     "CorruptSegment",
     "Evicted",
     "FingerprintMismatch",
@@ -102,5 +100,6 @@ __all__ = [
     "message_align",
     "remove",
     "remove_stale",
+    "subscriber_key",
     "validate_name",
 ]

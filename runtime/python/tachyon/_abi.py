@@ -105,6 +105,7 @@ ENT_GENERATION = 0x28  # u64 atomic, registry lock
 ENT_MAX_LAG = 0x30  # u64 atomic, registry lock
 ENT_START_TIME = 0x38  # u64, registry lock, volatile
 ENT_JOIN = 0x40  # u64, registry lock
+ENT_KEY = 0x48  # u64, registry lock: a named subscriber's key, 0 if anonymous
 
 # Values of the ready word, the producer state and the entry state.
 READY_INIT = 0

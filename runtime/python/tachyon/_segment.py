@@ -355,6 +355,7 @@ class SubscriberStats:
     received: int
     dropped: int
     join: int
+    key: int  # a named subscriber's key (tachyon.subscriber_key), 0 if anonymous
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,6 +435,7 @@ def stats_of(seg: Segment) -> RingStats:
                 received=int(w64.item((e + abi.ENT_RECEIVED) // 8)),
                 dropped=int(w64.item((e + abi.ENT_DROPPED) // 8)),
                 join=int(w64.item((e + abi.ENT_JOIN) // 8)),
+                key=int(w64.item((e + abi.ENT_KEY) // 8)),
             )
         )
     prod_state = int(w32.item(abi.OFF_PROD_STATE // 4))

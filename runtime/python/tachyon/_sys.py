@@ -23,9 +23,11 @@ import threading
 import time
 
 __all__ = [
+    "flock_lock",
     "flock_try",
     "flock_unlock",
     "fence",
+    "fence_lock",
     "futex_wait",
     "futex_wake",
     "mono_ns",
@@ -84,13 +86,14 @@ def futex_wake(addr: int, n: int) -> None:
     _syscall(SYS_FUTEX, addr, FUTEX_WAKE, n, None, None, 0)
 
 
-_fence_lock = threading.Lock()
+fence_lock = threading.Lock()
+"""A private lock whose acquire + release is the fence (never held otherwise)."""
 
 
 def fence() -> None:
     """A full memory fence (StoreLoad) on x86-64: two LOCK-prefixed instructions."""
-    _fence_lock.acquire()
-    _fence_lock.release()
+    fence_lock.acquire()
+    fence_lock.release()
 
 
 def mono_ns() -> int:

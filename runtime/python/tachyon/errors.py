@@ -9,7 +9,6 @@ want 0x1b43e6c9e14a376c``.
 from __future__ import annotations
 
 __all__ = [
-    "BorrowOutstanding",
     "CorruptSegment",
     "Evicted",
     "FingerprintMismatch",
@@ -143,10 +142,6 @@ class ViewStillReferenced(TachyonError, BufferError):
     overwritten under the views). Delete the views, or keep ``.copy()``s
     instead, and release again.
     """
-
-
-class BorrowOutstanding(TachyonError):
-    """A receive was asked for while an earlier batch could not be released."""
 
 
 class HandleClosed(TachyonError, ValueError):

@@ -6,18 +6,10 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import Message
+from .support import Message, records
 
 import tachyon
 from tachyon import HandleClosed, Publisher, Subscriber, ViewStillReferenced
-
-
-def records(seqs: range) -> np.ndarray:  # type: ignore[type-arg]
-    arr = np.zeros(len(seqs), dtype=Message.DTYPE)
-    arr["seq"] = np.arange(seqs.start, seqs.stop, dtype=np.uint64)
-    arr["timestamp_ns"] = arr["seq"] * 3
-    arr["payload"] = (arr["seq"][:, None] * np.uint64(131) + np.arange(48, dtype=np.uint64) * np.uint64(7)) & np.uint64(0xFF)
-    return arr
 
 
 @pytest.fixture
@@ -239,3 +231,16 @@ def test_empty_batch_on_timeout(pair: tuple[Publisher, Subscriber]) -> None:  # 
     with sub.recv_batch(timeout=0.01) as b:
         assert not b and len(b) == 0 and b.array.shape == (0,)
     assert sub.recv(timeout=0) is None
+
+
+def test_close_with_a_live_view_warns_and_keeps_the_mapping(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=16) as pub:
+        sub = Subscriber.attach(ring_name, Message)
+        pub.publish_array(records(range(3)))
+        pub.flush()
+        seqs = sub.recv_batch()["seq"]
+        with pytest.warns(ResourceWarning, match="still has live views"):
+            sub.close()
+        assert seqs.tolist() == [0, 1, 2]  # still mapped: never unmapped under a view
+        assert tachyon.inspect(ring_name).subscribers == ()  # but deregistered
+        del seqs

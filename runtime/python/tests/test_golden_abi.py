@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
-from messages import MASK64, Book, Tick
+from .support import MASK64, ROOT, Book, Tick
 
 from tachyon import Publisher, Subscriber
 from tachyon import _abi as abi

@@ -11,8 +11,7 @@ import threading
 import time
 
 import pytest
-from conftest import GOLDEN_PY, PYROOT, Message
-from test_batches import records
+from .support import GOLDEN_PY, PYROOT, Message, records
 
 import tachyon
 from tachyon import Publisher, PublisherClosed, PublisherDead, Subscriber

@@ -7,8 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import Message
-from test_batches import records
+from .support import Message, records
 
 import tachyon
 from tachyon import Overwritten, Publisher, RingFull, RingTimeout, Subscriber
@@ -212,3 +211,78 @@ def test_publish_array_dtype_checked(ring_name: str) -> None:
         with pytest.raises(TypeError, match="want Message.DTYPE"):
             pub.publish_array(np.zeros(3, dtype=np.uint64))
         assert pub.publish_array(np.zeros(0, dtype=Message.DTYPE)) == 0
+
+
+def test_subscriber_key_is_fnv1a() -> None:
+    assert tachyon.subscriber_key("") == 0
+    assert tachyon.subscriber_key("a") == 0xAF63DC4C8601EC8C
+    assert tachyon.subscriber_key("foobar") == 0x85944171F73967E8
+
+
+def test_named_subscriber_restart(ring_name: str) -> None:
+    """Mirror of Go's TestNamedSubscriberRestart (ABI §8.4 "resuming")."""
+    seq = 0
+
+    def publish(n: int) -> None:
+        nonlocal seq
+        pub.publish_array(records(range(seq, seq + n)))
+        pub.flush()
+        seq += n
+
+    def counters(sub: Subscriber) -> tuple[int, int]:  # type: ignore[type-arg]
+        return entry_counters(sub)
+
+    with Publisher.create(ring_name, Message, capacity=64, max_subscribers=3, batch=1) as pub:
+        sub = Subscriber.attach(ring_name, Message, subscriber_name="risk-engine", start="last")
+        publish(20)
+        for _ in range(10):
+            assert sub.recv(timeout=0) is not None
+        sub.close()  # read 0..9; 10..19 unread
+        publish(10)
+
+        # Back at its last position: nothing was overwritten, nothing is lost.
+        sub = Subscriber.attach(ring_name, Message, subscriber_name="risk-engine", start="last")
+        assert sub.index == 0 and sub.subscriber_name == "risk-engine"
+        got = drain(sub)
+        assert got == list(range(10, 30))
+        assert counters(sub) == (30, 0)
+        sub.close()
+
+        # Away while the ring wrapped: what was overwritten counts as dropped.
+        publish(100)  # 30..129; the ring keeps the last 64
+        sub = Subscriber.attach(ring_name, Message, subscriber_name="risk-engine", start="last")
+        got = drain(sub)
+        assert got[0] > 30 and got == list(range(got[0], seq))
+        received, dropped = counters(sub)
+        assert received + dropped == seq and dropped == got[0] - 30
+
+        # It dies (abandoned: its finaliser drops the lock, as the kernel
+        # would); an anonymous subscriber meanwhile gets a fresh entry.
+        del sub
+        with Subscriber.attach(ring_name, Message) as anon:
+            assert anon.index != 0, "an anonymous subscriber leaves a named one's entry alone"
+            publish(5)
+            assert len(drain(anon)) == 5
+
+            # start="live": it skips what it missed and counts it as dropped.
+            with Subscriber.attach(ring_name, Message, subscriber_name="risk-engine") as sub2:
+                assert sub2.index == 0
+                assert drain(sub2) == []
+                publish(1)
+                assert drain(sub2) == [seq - 1]
+                received, dropped = counters(sub2)
+                assert received + dropped == seq
+                drain(anon)
+                assert counters(anon) == (6, 0)
+                keys = {s.index: s.key for s in tachyon.inspect(ring_name).subscribers}
+                assert keys == {0: tachyon.subscriber_key("risk-engine"), anon.index: 0}
+
+
+def test_anonymous_subscribers_take_named_entries_only_when_full(ring_name: str) -> None:
+    with Publisher.create(ring_name, Message, capacity=8, max_subscribers=2):
+        Subscriber.attach(ring_name, Message, subscriber_name="a").close()
+        with Subscriber.attach(ring_name, Message) as s1:
+            assert s1.index == 1  # entry 0 is kept for "a"
+            with Subscriber.attach(ring_name, Message) as s2:
+                assert s2.index == 0  # the table is otherwise full: "a" loses its state
+                assert tachyon.inspect(ring_name).subscribers[0].key == 0

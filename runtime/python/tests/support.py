@@ -1,21 +1,66 @@
-"""Hand-written message classes of the golden ABI vectors (golden/abi/README.md).
+"""Helpers shared by the ring client's tests.
 
-They mirror the Go test types ``Tick`` and ``Book`` (runtime/ring/types_test.go)
-in the shape tachyon-gen gives Python records: SIZE, TYPE_ID, FINGERPRINT,
-ALIGN, STRUCT, DTYPE, unpack_from and pack_into. The fingerprints are fixed
-test constants, not schema hashes.
+* ``tachyon`` is imported from the environment, else from runtime/python.
+* ``Message`` is the seed message class tachyon-gen generates, loaded from
+  golden/python (the generator's checked output).
+* ``Tick`` and ``Book`` mirror the Go test types of the golden ABI vectors
+  (runtime/ring/types_test.go) in the shape tachyon-gen gives Python records:
+  SIZE, TYPE_ID, FINGERPRINT, ALIGN, STRUCT, DTYPE, unpack_from, pack_into.
+  Their fingerprints are fixed test constants, not schema hashes.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import struct
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+HERE = Path(__file__).resolve().parent
+PYROOT = HERE.parent
+ROOT = PYROOT.parents[1]
+GOLDEN_PY = ROOT / "golden" / "python"
+PYPEER = ROOT / "examples" / "pipeline" / "pypeer.py"
+PREFIX = f"t-py-{os.getpid()}-"
 MASK64 = (1 << 64) - 1
 
+try:
+    import tachyon  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(PYROOT))
+
+
+def _load_message() -> Any:
+    spec = importlib.util.spec_from_file_location("message_tsch", GOLDEN_PY / "message_tsch.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["message_tsch"] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod.Message
+
+
+Message = _load_message()
+
+
+def records(seqs: range) -> np.ndarray:  # type: ignore[type-arg]
+    """Seed messages ``seqs`` as a NumPy array, payload per PEERS.md."""
+    arr = np.zeros(len(seqs), dtype=Message.DTYPE)
+    arr["seq"] = np.arange(seqs.start, seqs.stop, dtype=np.uint64)
+    arr["timestamp_ns"] = arr["seq"] * np.uint64(3)
+    arr["payload"] = (arr["seq"][:, None] * np.uint64(131) + np.arange(48, dtype=np.uint64) * np.uint64(7)) & np.uint64(
+        0xFF
+    )
+    return arr
+
+
+def pypeer_argv(gen: Path, *args: str) -> list[str]:
+    """The command line of the Python peer."""
+    return [sys.executable, str(PYPEER), "--gen-dir", str(gen), *args]
 
 def mix(x: int) -> int:
     """splitmix64's finaliser (the Go test helper ``mix``)."""
