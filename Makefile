@@ -53,6 +53,8 @@ demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
 	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
+	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
+	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
 
 ## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
 test: lint test-go test-python
