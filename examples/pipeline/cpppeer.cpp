@@ -1,20 +1,25 @@
 // cpppeer is the C++ interop peer of examples/pipeline/PEERS.md: it
-// publishes or subscribes the seed message (market::Message) on a named ring
-// and prints a one-line JSON summary on stdout.
+// publishes, subscribes or echoes the seed message (market::Message) on
+// named rings and prints a one-line JSON summary on stdout.
 //
 // Build (the generated header comes from the tachyon-gen CLI):
 //   go run ./cmd/tachyon-gen generate --cpp-out build/gen/cpp examples/Message.tsch
 //   g++ -std=c++20 -O2 -Iruntime/cpp/include -Ibuild/gen/cpp examples/pipeline/cpppeer.cpp -o build/cpppeer
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <exception>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+
+#include <sched.h>
+#include <unistd.h>
 
 #include <tachyon/ring.hpp>
 
@@ -36,11 +41,16 @@ struct Args {
     std::uint32_t batch = 64;
     std::uint64_t max_lag = 0;
     std::int64_t slow_us = 0;
+    bool latency = false;
     double timeout_s = 30;
+    std::string ping, pong;  // echo
+    int pin = -1;            // echo
 };
 
 [[noreturn]] void usage(const std::string& why) {
-    std::fprintf(stderr, "cpppeer: %s\nusage: cpppeer pub|sub --ring NAME [flags] (see examples/pipeline/PEERS.md)\n",
+    std::fprintf(stderr,
+                 "cpppeer: %s\nusage: cpppeer pub|sub --ring NAME [flags] | cpppeer echo --ping NAME --pong NAME "
+                 "[flags] (see examples/pipeline/PEERS.md)\n",
                  why.c_str());
     std::exit(2);
 }
@@ -54,8 +64,9 @@ std::uint64_t to_u64(std::string_view flag, const std::string& v) {
 }
 
 Args parse(int argc, char** argv) {
-    if (argc < 2 || (std::string_view(argv[1]) != "pub" && std::string_view(argv[1]) != "sub"))
-        usage("first argument must be pub or sub");
+    if (argc < 2 || (std::string_view(argv[1]) != "pub" && std::string_view(argv[1]) != "sub" &&
+                     std::string_view(argv[1]) != "echo"))
+        usage("first argument must be pub, sub or echo");
     Args a;
     a.role = argv[1];
     for (int i = 2; i < argc; ++i) {
@@ -70,6 +81,8 @@ Args parse(int argc, char** argv) {
         if (const auto eq = flag.find('='); eq != std::string::npos) {
             value = flag.substr(eq + 1);
             flag.resize(eq);
+        } else if (flag == "latency") {  // a boolean: no value unless --latency=...
+            value = "true";
         } else {
             if (i + 1 >= argc) usage("flag --" + flag + " needs a value");
             value = argv[++i];
@@ -83,13 +96,23 @@ Args parse(int argc, char** argv) {
         else if (flag == "batch") a.batch = static_cast<std::uint32_t>(to_u64(flag, value));
         else if (flag == "max-lag") a.max_lag = to_u64(flag, value);
         else if (flag == "slow-us") a.slow_us = static_cast<std::int64_t>(to_u64(flag, value));
+        else if (flag == "latency") {
+            if (value != "true" && value != "false") usage("bad value for --latency: " + value);
+            a.latency = value == "true";
+        } else if (flag == "ping") a.ping = value;
+        else if (flag == "pong") a.pong = value;
+        else if (flag == "pin") a.pin = static_cast<int>(to_u64(flag, value));
         else if (flag == "timeout-s") {
             char* end = nullptr;
             a.timeout_s = std::strtod(value.c_str(), &end);
             if (*end != '\0' || !(a.timeout_s > 0)) usage("bad value for --timeout-s: " + value);
         } else usage("unknown flag --" + flag);
     }
-    if (a.ring.empty()) usage("--ring is required");
+    if (a.role == "echo") {
+        if (a.ping.empty() || a.pong.empty()) usage("echo needs --ping and --pong");
+    } else if (a.ring.empty()) {
+        usage("--ring is required");
+    }
     return a;
 }
 
@@ -175,30 +198,35 @@ int publish(const Args& a) {
     return 0;
 }
 
-int subscribe(const Args& a) {
-    const auto limit = seconds(a.timeout_s);
-    const auto deadline = Clock::now() + limit;
-    tachyon::SubscribeOptions so;
-    so.max_lag = a.max_lag;
-    std::optional<tachyon::Subscriber<Message>> sub;
-    while (!sub) {
+/// Attaches, retrying until the ring exists and is ready, up to the deadline.
+tachyon::Subscriber<Message> attach(const std::string& ring, const tachyon::SubscribeOptions& so,
+                                    Clock::time_point deadline) {
+    for (;;) {
         try {
-            sub.emplace(tachyon::Subscriber<Message>::attach(a.ring, so));
+            return tachyon::Subscriber<Message>::attach(ring, so);
         } catch (const tachyon::Error& e) {
             const bool retry = e.code() == tachyon::Errc::not_found || e.code() == tachyon::Errc::not_ready;
             if (!retry || Clock::now() > deadline) throw;
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
         }
     }
+}
+
+int subscribe(const Args& a) {
+    const auto limit = seconds(a.timeout_s);
+    const auto deadline = Clock::now() + limit;
+    tachyon::SubscribeOptions so;
+    so.max_lag = a.max_lag;
+    auto sub = attach(a.ring, so, deadline);
     // As the Go peer: the receive deadline is the attach deadline + the limit.
     const auto recv_deadline = deadline + limit;
-    std::int64_t received = 0, gaps = 0, torn = 0, reordered = 0, first = -1, last = -1;
+    std::int64_t received = 0, gaps = 0, torn = 0, reordered = 0, first = -1, last = -1, max_latency = 0;
     Clock::time_point start{};
     Message m{};
     for (;;) {
         const auto now = Clock::now();
         const auto left = recv_deadline > now ? recv_deadline - now : Clock::duration::zero();
-        const tachyon::Errc e = sub->recv(m, std::chrono::duration_cast<std::chrono::nanoseconds>(left));
+        const tachyon::Errc e = sub.recv(m, std::chrono::duration_cast<std::chrono::nanoseconds>(left));
         if (e == tachyon::Errc::closed) break;
         if (e != tachyon::Errc::ok) {
             std::fprintf(stderr, "cpppeer: receive %s: %s\n", json_string(a.ring).c_str(),
@@ -214,6 +242,10 @@ int subscribe(const Args& a) {
         else if (last >= 0 && seq > last + 1) gaps += seq - last - 1;
         else if (last < 0 && seq > 0) gaps += seq;
         if (!intact(m)) ++torn;
+        if (a.latency) {
+            // timestamp_ns is the publisher's CLOCK_REALTIME at claim time.
+            max_latency = std::max(max_latency, static_cast<std::int64_t>(realtime_ns() - m.timestamp_ns));
+        }
         last = std::max(last, seq);
         ++received;
         if (a.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(a.slow_us));
@@ -222,11 +254,60 @@ int subscribe(const Args& a) {
     const double secs = received > 0 ? std::chrono::duration<double>(Clock::now() - start).count() : 0.0;
     std::printf("{\"lang\": \"cpp\", \"role\": \"sub\", \"ring\": %s, \"received\": %lld, \"dropped\": %llu, "
                 "\"gaps\": %lld, \"torn\": %lld, \"reordered\": %lld, \"first\": %lld, \"last\": %lld, "
-                "\"seconds\": %.6f, \"msgs_per_s\": %.0f}\n",
+                "\"seconds\": %.6f, \"msgs_per_s\": %.0f",
                 json_string(a.ring).c_str(), static_cast<long long>(received),
-                static_cast<unsigned long long>(sub->dropped()), static_cast<long long>(gaps),
+                static_cast<unsigned long long>(sub.dropped()), static_cast<long long>(gaps),
                 static_cast<long long>(torn), static_cast<long long>(reordered), static_cast<long long>(first),
                 static_cast<long long>(last), secs, secs > 0 ? static_cast<double>(received) / secs : 0.0);
+    if (a.latency) std::printf(", \"max_latency_ns\": %lld", static_cast<long long>(max_latency));
+    std::printf("}\n");
+    std::fflush(stdout);
+    return 0;
+}
+
+/// Pins the process to CPU cpu (modulo the CPU count), where there are two
+/// or more: the echo of a latency measurement should not migrate.
+void pin_to(int cpu) {
+    const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<int>(cpu % n), &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0)
+        std::fprintf(stderr, "cpppeer: pin to CPU %ld: %s\n", cpu % n, std::strerror(errno));
+}
+
+/// The far end of a round-trip measurement (PEERS.md "echo"): republishes
+/// every message of --ping on --pong, one at a time, until --ping closes.
+int echo(const Args& a) {
+    if (a.pin >= 0) pin_to(a.pin);
+    auto out = tachyon::Publisher<Message>::create(
+        a.pong, {.capacity = 64, .policy = tachyon::Policy::block, .batch = 1, .timeout = seconds(a.timeout_s)});
+    auto in = attach(a.ping, {}, Clock::now() + seconds(a.timeout_s));
+    const auto start = Clock::now();
+    std::int64_t echoed = 0;
+    Message m{};
+    for (;;) {
+        // No deadline, as the Go peer: a ping-pong may idle between rounds.
+        const tachyon::Errc e = in.recv(m);
+        if (e == tachyon::Errc::closed) break;
+        if (e != tachyon::Errc::ok) {
+            std::fprintf(stderr, "cpppeer: echo %lld: receive %s: %s\n", static_cast<long long>(echoed),
+                         json_string(a.ping).c_str(), std::string(tachyon::to_string(e)).c_str());
+            return 1;
+        }
+        if (const tachyon::Errc p = out.publish(m); p != tachyon::Errc::ok) {
+            std::fprintf(stderr, "cpppeer: echo %lld: publish %s: %s\n", static_cast<long long>(echoed),
+                         json_string(a.pong).c_str(), std::string(tachyon::to_string(p)).c_str());
+            return 1;
+        }
+        ++echoed;
+    }
+    const double secs = std::chrono::duration<double>(Clock::now() - start).count();
+    in.close();
+    out.close();
+    std::printf("{\"lang\": \"cpp\", \"role\": \"echo\", \"ring\": %s, \"echoed\": %lld, \"seconds\": %.6f}\n",
+                json_string(a.ping).c_str(), static_cast<long long>(echoed), secs);
     std::fflush(stdout);
     return 0;
 }
@@ -236,6 +317,7 @@ int subscribe(const Args& a) {
 int main(int argc, char** argv) {
     const Args a = parse(argc, argv);
     try {
+        if (a.role == "echo") return echo(a);
         return a.role == "pub" ? publish(a) : subscribe(a);
     } catch (const tachyon::Error& e) {
         std::fprintf(stderr, "cpppeer: %s\n", e.what());

@@ -1,9 +1,11 @@
-// A minimal test harness for the C++ ring client: named test functions,
-// checks that report file:line and both values, and a runner whose output
-// reads like `go test -v` (the Go test runtime/cpp/cpp_test.go drives it).
+// A minimal test harness for the C++ ring client: self-registering test
+// functions, checks that report file:line and both values, and a runner
+// whose output reads like `go test -v` (runtime/cpp/cpp_test.go drives it).
 //
 // A failed check throws Failure, which ends the current test only; in a
-// forked child, run_child() turns it into exit status 1.
+// forked child, run_child() turns it into exit status 1. Checks take a
+// plain description; the case or iteration they are about goes in a Scope,
+// so that passing checks build no strings.
 #pragma once
 
 #include <chrono>
@@ -11,11 +13,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include <unistd.h>
 
@@ -36,8 +40,22 @@ struct Where {
     static Where here(const char* file = __builtin_FILE(), unsigned line = __builtin_LINE()) { return {file, line}; }
 };
 
+/// The open scopes of this thread, outermost first.
+inline thread_local std::vector<std::string> scopes;
+
+/// Names what the checks in a block are about: a table case, an iteration.
+class Scope {
+public:
+    explicit Scope(std::string what) { scopes.push_back(std::move(what)); }
+    Scope(const Scope&) = delete;
+    Scope& operator=(const Scope&) = delete;
+    ~Scope() { scopes.pop_back(); }
+};
+
 [[noreturn]] inline void fail(std::string_view what, Where loc = Where::here()) {
-    throw Failure{std::string(loc.file) + ":" + std::to_string(loc.line) + ": " + std::string(what)};
+    std::string msg = std::string(loc.file) + ":" + std::to_string(loc.line) + ": ";
+    for (const std::string& s : scopes) msg += "[" + s + "] ";
+    throw Failure{msg.append(what)};
 }
 
 inline void check(bool ok, std::string_view what, Where loc = Where::here()) {
@@ -63,14 +81,26 @@ std::string describe(E v) {
 
 /// Checks got == want; the message shows both.
 template <class A, class B>
-void check_eq(const A& got, const B& want, std::string_view what = {},
-              Where loc = Where::here()) {
+[[gnu::noinline, gnu::cold]] void fail_eq(const A& got, const B& want, std::string_view what, Where loc) {
+    fail(std::string(what) + (what.empty() ? "" : ": ") + "got " + describe(got) + ", want " + describe(want), loc);
+}
+template <class A, class B>
+void check_eq(const A& got, const B& want, std::string_view what = {}, Where loc = Where::here()) {
     bool equal;
     if constexpr (std::integral<A> && std::integral<B>)
         equal = std::cmp_equal(got, want);
     else
         equal = got == want;
-    if (!equal) fail(std::string(what) + (what.empty() ? "" : ": ") + "got " + describe(got) + ", want " + describe(want), loc);
+    if (!equal) fail_eq(got, want, what, loc);
+}
+
+/// Checks lo <= d < hi for a measured duration.
+template <class Rep, class Period>
+void check_between(std::chrono::duration<Rep, Period> d, std::chrono::nanoseconds lo, std::chrono::nanoseconds hi,
+                   std::string_view what, Where loc = Where::here()) {
+    if (d >= lo && d < hi) return;
+    const auto us = [](auto x) { return std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(x).count()); };
+    fail(std::string(what) + ": " + us(d) + " us, want [" + us(lo) + ", " + us(hi) + ") us", loc);
 }
 
 /// Checks that haystack contains needle.
@@ -105,9 +135,22 @@ struct Test {
     void (*fn)();
 };
 
-/// Runs the tests whose names contain any of the arguments (all without
-/// arguments; `--list` prints the names). Returns the exit status.
-inline int run(std::span<const Test> tests, std::span<char*> args) {
+/// Every registered test, in registration order (per source file).
+inline std::vector<Test>& registry() {
+    static std::vector<Test> tests;
+    return tests;
+}
+
+/// Registers tests at static initialisation:
+///   const harness::Register registered{{"name", fn}, ...};
+struct Register {
+    Register(std::initializer_list<Test> tests) { registry().insert(registry().end(), tests); }
+};
+
+/// Runs the registered tests whose names contain any of the arguments (all
+/// without arguments; `--list` prints the names). Returns the exit status.
+inline int run(std::span<char*> args) {
+    const std::vector<Test>& tests = registry();
     if (!args.empty() && std::string_view(args[0]) == "--list") {
         for (const Test& t : tests) std::printf("%.*s\n", static_cast<int>(t.name.size()), t.name.data());
         return 0;

@@ -15,6 +15,12 @@
 
 #include "tachyon/error.hpp"
 
+// The generated message headers are C++17; the ring client needs C++20
+// (std::span, std::atomic_ref, concepts).
+#if __cplusplus < 202002L
+#error "the Tachyon ring client (tachyon/*.hpp) needs C++20: compile with -std=c++20 or later"
+#endif
+
 namespace tachyon::abi {
 
 // ABI.md §1: clients on other architectures must refuse until they
@@ -88,6 +94,7 @@ inline constexpr std::size_t kEntGen = 0x28;
 inline constexpr std::size_t kEntMaxLag = 0x30;
 inline constexpr std::size_t kEntStartTime = 0x38;  // volatile
 inline constexpr std::size_t kEntJoin = 0x40;
+inline constexpr std::size_t kEntKey = 0x48;  // a named subscriber's key, 0 if anonymous
 
 inline constexpr std::uint32_t kReadyInit = 0;
 inline constexpr std::uint32_t kReadyReady = 1;

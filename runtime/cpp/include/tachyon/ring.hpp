@@ -73,13 +73,37 @@ struct Options {
     int spin = kDefaultSpin;                 ///< polls before parking (0 parks at once)
 };
 
+/// Where a restarted named subscriber resumes reading.
+enum class Start {
+    live,  ///< at the live tail; what it missed counts as dropped
+    last,  ///< at its last position: what is still in the ring is delivered, the overwritten counted as dropped
+};
+
 /// Subscriber options.
 struct SubscribeOptions {
     std::uint64_t max_lag = 0;  ///< 0 unlimited (backpressure); 1..capacity lossy
     std::chrono::nanoseconds ready_timeout = std::chrono::seconds(1);
     bool allow_foreign_owner = false;
     int spin = kDefaultSpin;
+    /// Empty: anonymous, starts fresh at the live tail. Otherwise a durable
+    /// subscriber: when one of the same name closed or died earlier, this
+    /// one takes over its entry and its received/dropped counters, and
+    /// starts as `start` says (ABI.md §8.4).
+    std::string name{};
+    Start start = Start::live;
 };
+
+/// The key a named subscriber stores in its entry (ABI.md §7): FNV-1a 64 of
+/// the name's bytes, 1 if that is 0; 0 for the anonymous (empty) name.
+[[nodiscard]] constexpr std::uint64_t subscriber_key(std::string_view name) noexcept {
+    if (name.empty()) return 0;
+    std::uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char c : name) {
+        h ^= static_cast<unsigned char>(c);
+        h *= 0x100000001b3ULL;
+    }
+    return h == 0 ? 1 : h;
+}
 
 namespace detail {
 
@@ -391,11 +415,7 @@ public:
         msg_off_ = g.slot_msg_off;
         mask_ = g.mask;
         capacity_ = g.capacity;
-        // Lossy (max_lag > 0) and unlimited differ in more than the window:
-        // only unlimited subscribers may take the stamp fast path (§8.5 1a),
-        // and max_lag == capacity is lossy although its window is the ring.
-        unlimited_ = o.max_lag == 0;
-        window_ = unlimited_ ? g.capacity : o.max_lag;
+        window_ = o.max_lag == 0 ? g.capacity : o.max_lag;
         spin_ = std::max(o.spin, 0);
         if (!s_.lock_registry(1s))
             raise(Errc::timeout, "attach", s_.name(), {"registry lock held for 1s"});
@@ -403,20 +423,23 @@ public:
             const Segment& s;
             ~Unlock() { s.unlock_registry(); }
         } unlock{s_};
-        std::int64_t idx = -1;
-        for (std::uint64_t i = 0; i < g.max_subs; ++i) {
-            // A free entry, or one whose owner died, can be locked.
-            if (s_.try_lock_entry(i)) {
-                idx = static_cast<std::int64_t>(i);
-                break;
-            }
-        }
+        const std::uint64_t key = subscriber_key(o.name);
+        const auto [idx, resume] = pick_entry(key);
         if (idx < 0)
             raise(Errc::no_entry, "attach", s_.name(), {"all ", Num(g.max_subs), " entries have live owners"});
         idx_ = static_cast<std::uint64_t>(idx);
         const std::uint64_t e = g.entry_off(idx_);
         head_off_ = e + abi::kEntHead;
         sleep_off_ = g.sleepers_off + 4 * idx_;
+        // A resumed entry's last position and counters (§8.4 step 3):
+        // untrusted numbers, each loaded once, before the entry is reset.
+        std::uint64_t last = 0, join = 0, received = 0, dropped = 0;
+        if (resume) {
+            last = s_.u64(head_off_).load(std::memory_order_acquire);
+            join = s_.u64(e + abi::kEntJoin).load(std::memory_order_acquire);
+            received = s_.u64(e + abi::kEntReceived).load(std::memory_order_acquire);
+            dropped = s_.u64(e + abi::kEntDropped).load(std::memory_order_acquire);
+        }
         // Registry writes (we hold the flock; seq_cst stores). A reclaimed
         // entry is first made non-active so the producer stops reading it.
         gen_ = s_.u64(e + abi::kEntGen).load(std::memory_order_acquire) + 1;
@@ -424,8 +447,9 @@ public:
         s_.u64(e + abi::kEntGen).store(gen_, std::memory_order_seq_cst);
         const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);  // pairs with the tail store
         s_.u64(head_off_).store(t, std::memory_order_seq_cst);
-        s_.u64(e + abi::kEntReceived).store(0, std::memory_order_release);
-        s_.u64(e + abi::kEntDropped).store(0, std::memory_order_release);
+        s_.u64(e + abi::kEntReceived).store(received, std::memory_order_release);
+        s_.u64(e + abi::kEntDropped).store(dropped, std::memory_order_release);
+        s_.u64(e + abi::kEntKey).store(key, std::memory_order_release);
         s_.u64(e + abi::kEntHeartbeat).store(mono_now(), std::memory_order_release);
         s_.u32(e + abi::kEntPid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_release);
         s_.u64(e + abi::kEntStartTime).store(process_start_time(), std::memory_order_release);
@@ -440,9 +464,35 @@ public:
         auto epoch = s_.u64(abi::kOffRegEpoch);
         epoch.store(epoch.load(std::memory_order_acquire) + 1, std::memory_order_seq_cst);
         const std::uint64_t t2 = s_.u64(abi::kOffTail).load(std::memory_order_seq_cst);
-        s_.u64(head_off_).store(t2, std::memory_order_seq_cst);
-        s_.u64(e + abi::kEntJoin).store(t2, std::memory_order_release);
-        head_ = tail_ = join_ = t2;
+        std::uint64_t from = t2;
+        if (resume && join <= last && last <= t2 && dropped <= last - join) {
+            // Resume (§8.4 step 4). Progress a dead owner had not flushed
+            // counts as received. The producer may have committed a batch
+            // beyond T2 and writes at most one more before it sees us, so
+            // indices from T2 + 2*batch - capacity on are intact; older
+            // ones may have been overwritten while the entry was idle.
+            received = last - join - dropped;
+            if (o.start == Start::last) {
+                const std::uint64_t intact = t2 + 2 * std::uint64_t{s_.header().batch};
+                from = std::max(last, intact > capacity_ ? intact - capacity_ : 0);
+            }
+            dropped += from - last;
+        } else {
+            // Fresh, or an entry whose numbers do not add up: start over.
+            join = t2;
+            received = dropped = 0;
+        }
+        s_.u64(head_off_).store(from, std::memory_order_seq_cst);
+        s_.u64(e + abi::kEntJoin).store(join, std::memory_order_release);
+        s_.u64(e + abi::kEntReceived).store(received, std::memory_order_release);
+        s_.u64(e + abi::kEntDropped).store(dropped, std::memory_order_release);
+        head_ = from;
+        // T2 is a loaded tail like any other: a later one below it is
+        // corruption (§8.5).
+        tail_ = loaded_ = t2;
+        join_ = join;
+        received_ = received;
+        dropped_ = dropped;
         // H2: head stored above, then prod_sleeping (seq_cst).
         if (s_.u32(abi::kOffProdSleeping).load(std::memory_order_seq_cst) != 0) wake_producer();
     }
@@ -623,6 +673,35 @@ public:
     [[nodiscard]] bool closed() const noexcept { return closed_; }
 
 private:
+    struct Pick {
+        std::int64_t entry;  // -1: table full
+        bool resume;
+    };
+
+    /// Takes the liveness lock of the entry to register in (§8.4 step 2),
+    /// under the registry lock: a named subscriber first the entry its name
+    /// left; then anyone the entries no named subscriber may come back to;
+    /// and only when none is left, a departed named subscriber's (its
+    /// resume state is then lost). A free entry, or one whose owner died,
+    /// can be locked; a live owner's cannot.
+    [[nodiscard]] Pick pick_entry(std::uint64_t key) noexcept {
+        const abi::Geometry& g = s_.geo();
+        const auto key_of = [&](std::uint64_t i) {
+            return s_.u64(g.entry_off(i) + abi::kEntKey).load(std::memory_order_acquire);
+        };
+        if (key != 0) {
+            for (std::uint64_t i = 0; i < g.max_subs; ++i) {
+                if (key_of(i) == key && s_.try_lock_entry(i)) return {static_cast<std::int64_t>(i), true};
+            }
+        }
+        for (const bool any : {false, true}) {
+            for (std::uint64_t i = 0; i < g.max_subs; ++i) {
+                if ((any || key_of(i) == 0) && s_.try_lock_entry(i)) return {static_cast<std::int64_t>(i), false};
+            }
+        }
+        return {-1, false};
+    }
+
     [[nodiscard]] std::atomic_ref<std::uint64_t> stamp(std::uint64_t idx) const noexcept {
         return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(slots_ + (idx & mask_) * slot_size_));
     }
@@ -638,10 +717,11 @@ private:
     /// How many messages are readable from head (§8.5 steps 1-2).
     [[nodiscard]] Result<std::uint64_t> poll() noexcept {
         if (head_ >= tail_) {
-            // Step 1a, unlimited subscribers only: index head's committed
-            // stamp (acquire; pairs with the commit store) proves it
-            // complete before tail covers it.
-            if (unlimited_ && stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2) {
+            // Step 1a, for a window of the whole ring (unlimited, or
+            // max_lag == capacity, whose step 2 cannot trigger before a
+            // lap): index head's committed stamp (acquire; pairs with the
+            // commit store) proves it complete before tail covers it.
+            if (window_ == capacity_ && stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2) {
                 if (evicted()) return Errc::evicted;
                 tail_ = head_ + 1;
                 return std::uint64_t{1};
@@ -719,7 +799,6 @@ private:
     std::byte* slots_ = nullptr;
     std::uint64_t slot_size_ = 0, msg_off_ = 0, mask_ = 0, capacity_ = 0, window_ = 0;
     std::uint64_t idx_ = 0, gen_ = 0, head_off_ = 0, sleep_off_ = 0;
-    bool unlimited_ = true;
     int spin_ = kDefaultSpin;
 
     std::uint64_t head_ = 0;    // next index to read

@@ -1,0 +1,174 @@
+/* floor_pingpong: the physical floor of a cross-process round trip.
+ *
+ * Two processes (fork) share one anonymous MAP_SHARED page and bounce a
+ * counter in one cache line: the parent stores 2i+1, the child, spinning,
+ * answers 2i+2, the parent spins until it sees it. Each round trip moves the
+ * line to the other core and back, the least any shared-memory ping-pong can
+ * cost; a ring's round trip (bench/, issue 7) is judged against it.
+ *
+ *   floor_pingpong [--iterations N] [--warmup W]
+ *
+ * Pinned to the first two CPUs the process may use (CPUs 0 and 1 on an
+ * unrestricted machine, as bench/ pins its ping-pongs); on one CPU it is not
+ * pinned and a waiter yields instead of spinning, so the figure is then a
+ * scheduler round trip. After W warm-up round trips, N are timed one by one
+ * with CLOCK_MONOTONIC and one JSON line goes to stdout:
+ *
+ *   {"floor_rtt_p50_ns":..,"floor_rtt_p90_ns":..,"floor_rtt_p99_ns":..,
+ *    "floor_rtt_p999_ns":..,"floor_rtt_max_ns":..}
+ *
+ * Build: cc -O2 -std=c11 -Wall -Wextra -Werror floor_pingpong.c -o floor_pingpong
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The child stops when it reads this. */
+#define STOP UINT64_MAX
+
+struct shared {
+    _Alignas(128) _Atomic uint64_t counter;  /* alone on its line (and the next, against adjacent-line prefetch) */
+    _Alignas(128) char pad;
+};
+
+static int one_cpu; /* spin by yielding: the peer needs our CPU to answer */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void relax(void) {
+    if (one_cpu) sched_yield();
+}
+
+/* How many CPUs this process may run on. */
+static int usable_cpus(void) {
+    cpu_set_t allowed;
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
+    return CPU_COUNT(&allowed);
+}
+
+/* Pins the calling process to the k-th CPU it may use (k = 0, 1), when it
+ * may use two or more. */
+static void pin(int k) {
+    cpu_set_t allowed, one;
+    if (one_cpu || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
+    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
+        if (!CPU_ISSET(cpu, &allowed)) continue;
+        if (seen++ == k) {
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            if (sched_setaffinity(0, sizeof one, &one) != 0)
+                fprintf(stderr, "floor_pingpong: pin to CPU %d: %s\n", cpu, strerror(errno));
+            break;
+        }
+    }
+}
+
+static void echo(struct shared *s) {
+    pin(1);
+    for (uint64_t want = 1;; want += 2) {
+        uint64_t v;
+        while ((v = atomic_load_explicit(&s->counter, memory_order_acquire)) != want) {
+            if (v == STOP) _exit(0);
+            relax();
+        }
+        atomic_store_explicit(&s->counter, want + 1, memory_order_release);
+    }
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The q-quantile of sorted samples, indexed as bench/ does it. */
+static uint64_t quantile(const uint64_t *sorted, size_t n, double q) {
+    size_t i = (size_t)(q * (double)n);
+    return sorted[i < n ? i : n - 1];
+}
+
+static long parse_count(const char *flag, const char *v, long min) {
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno != 0 || *end != '\0' || end == v || x < min) {
+        fprintf(stderr, "floor_pingpong: bad value for %s: %s\n", flag, v);
+        exit(2);
+    }
+    return x;
+}
+
+int main(int argc, char **argv) {
+    long iterations = 200000, warmup = 10000;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        const char *eq = strchr(a, '=');
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        if (eq) v = eq + 1;
+        else if (i + 1 < argc) v = argv[i + 1];
+        if (len == strlen("--iterations") && strncmp(a, "--iterations", len) == 0 && v) {
+            iterations = parse_count("--iterations", v, 1);
+        } else if (len == strlen("--warmup") && strncmp(a, "--warmup", len) == 0 && v) {
+            warmup = parse_count("--warmup", v, 0);
+        } else {
+            fprintf(stderr, "usage: floor_pingpong [--iterations N] [--warmup W]\n");
+            return 2;
+        }
+        if (!eq) i++;
+    }
+
+    struct shared *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    uint64_t *rtt = malloc((size_t)iterations * sizeof *rtt);
+    if (s == MAP_FAILED || rtt == NULL) {
+        perror("floor_pingpong: allocate");
+        return 1;
+    }
+    atomic_init(&s->counter, 0);
+    one_cpu = usable_cpus() < 2; /* before fork: both sides must know */
+    fflush(NULL);
+    pid_t child = fork();
+    if (child < 0) {
+        perror("floor_pingpong: fork");
+        return 1;
+    }
+    if (child == 0) echo(s);
+    pin(0);
+
+    uint64_t total = (uint64_t)warmup + (uint64_t)iterations;
+    for (uint64_t i = 0; i < total; i++) {
+        uint64_t t0 = now_ns();
+        atomic_store_explicit(&s->counter, 2 * i + 1, memory_order_release);
+        while (atomic_load_explicit(&s->counter, memory_order_acquire) != 2 * i + 2) relax();
+        uint64_t t1 = now_ns();
+        if (i >= (uint64_t)warmup) rtt[i - (uint64_t)warmup] = t1 - t0;
+    }
+    atomic_store_explicit(&s->counter, STOP, memory_order_release);
+    int status = 0;
+    if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "floor_pingpong: echo process failed (status %d)\n", status);
+        return 1;
+    }
+
+    size_t n = (size_t)iterations;
+    qsort(rtt, n, sizeof *rtt, cmp_u64);
+    printf("{\"floor_rtt_p50_ns\":%llu,\"floor_rtt_p90_ns\":%llu,\"floor_rtt_p99_ns\":%llu,"
+           "\"floor_rtt_p999_ns\":%llu,\"floor_rtt_max_ns\":%llu}\n",
+           (unsigned long long)quantile(rtt, n, 0.50), (unsigned long long)quantile(rtt, n, 0.90),
+           (unsigned long long)quantile(rtt, n, 0.99), (unsigned long long)quantile(rtt, n, 0.999),
+           (unsigned long long)rtt[n - 1]);
+    free(rtt);
+    return 0;
+}
