@@ -76,7 +76,12 @@ func ringPingPong(echo []string, tag string, n, warm int, gap time.Duration) (La
 	if err := cmd.Start(); err != nil {
 		return Latency{}, err
 	}
-	defer cmd.Wait()
+	// The echo runs until the ping publisher closes: close it before
+	// waiting for the echo (deferred calls run last-in, first-out).
+	defer func() {
+		_ = pub.Close()
+		_ = cmd.Wait()
+	}()
 	var sub *ring.Subscriber[market.Message]
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		sub, err = ring.Attach[market.Message](pong, ring.SubscribeOptions{})
@@ -133,7 +138,7 @@ func streamPingPong(kind string, n, warm int) (Latency, error) {
 	var parentR, parentW, childR, childW *os.File
 	switch kind {
 	case "uds":
-		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0) // else the child inherits our end too and never sees EOF
 		if err != nil {
 			return Latency{}, err
 		}

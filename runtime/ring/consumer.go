@@ -193,7 +193,7 @@ func register(s *shm, maxLag uint64, spin int, key uint64, start Start) (*consum
 	atomic.StoreUint64(s.u64(e+entJoin), join)
 	atomic.StoreUint64(c.droppedP, dropped)
 	atomic.StoreUint64(c.receivedP, received)
-	c.head, c.tail, c.join = from, t2, join
+	c.head, c.tail, c.loaded, c.join = from, t2, t2, join
 	c.received, c.dropped = received, dropped
 	if atomic.LoadUint32(c.prodSleepP) != 0 {
 		c.wakeProducer()
@@ -336,9 +336,13 @@ func (c *consumer) borrowBatch(maxN uint64) (unsafe.Pointer, uint64, error) {
 	if err != nil {
 		return nil, 0, err
 	}
-	if t := atomic.LoadUint64(c.tailP); t > c.tail { // take all that is published
+	t := atomic.LoadUint64(c.tailP)
+	if t < c.loaded {
+		return nil, 0, fmt.Errorf("receive %q: %w: tail moved back from %d to %d", c.s.name, ErrCorrupt, c.loaded, t)
+	}
+	c.loaded = t
+	if t > c.tail { // take all that is published
 		c.tail = t
-		c.loaded = max(c.loaded, t)
 	}
 	n := min(c.tail-c.head, maxN, c.capacity-(c.head&c.mask))
 	for k := uint64(1); k < n; k++ {

@@ -321,7 +321,7 @@ func (p *Publisher[T]) Close() error {
 	}
 	var err error
 	if p.owner {
-		err = unlinkSegment(p.s.name)
+		err = unlinkOwned(p.s.name, p.s.host)
 	}
 	err = errors.Join(err, p.s.host.release())
 	p.s = nil

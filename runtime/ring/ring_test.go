@@ -454,7 +454,9 @@ func TestReclaimDead(t *testing.T) {
 // TestHostileHead: a subscriber that writes head = tail + 2^40 is evicted;
 // the others lose nothing.
 func TestHostileHead(t *testing.T) {
-	pub, r, err := newHeapRing[Tick]("hostile", Options{Capacity: 16})
+	// A liveness timeout far beyond the test: the hostile head must be
+	// caught by validation, not by stall eviction.
+	pub, r, err := newHeapRing[Tick]("hostile", Options{Capacity: 16, LivenessTimeout: time.Hour})
 	require.NoError(t, err)
 	bad, err := r.attach(SubscribeOptions{})
 	require.NoError(t, err)
@@ -465,7 +467,9 @@ func TestHostileHead(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { res = verify(good, modeRecv, 0, func() uint64 { return n }) })
 	atomic.StoreUint64(bad.c.headP, 1<<40)
+	t0 := time.Now()
 	publishTicks(t, pub, n, true)
+	assert.Less(t, time.Since(t0), 10*time.Second, "the producer waited on a hostile head")
 	require.NoError(t, pub.Close())
 	wg.Wait()
 	assertResult(t, "good", res, n, true)
@@ -1095,4 +1099,21 @@ func TestCreateAttachRace(t *testing.T) {
 		require.NoError(t, <-done, "round %d", i)
 		require.NoError(t, pub.Close())
 	}
+}
+
+// TestCloseUnlinksOnlyItsOwnName: an owner whose name was removed and taken
+// by another ring leaves the newcomer alone when it closes.
+func TestCloseUnlinksOnlyItsOwnName(t *testing.T) {
+	name := ringName(t)
+	first, err := Create[Tick](name, Options{Capacity: 8})
+	require.NoError(t, err)
+	require.NoError(t, os.Remove(ShmDir+"/"+name)) // an operator removed it
+	second, err := Create[Tick](name, Options{Capacity: 8})
+	require.NoError(t, err)
+	require.NoError(t, first.Close())
+	_, err = Inspect(name)
+	require.NoError(t, err, "the second ring's name must survive the first one's Close")
+	require.NoError(t, second.Close())
+	_, err = os.Stat(ShmDir + "/" + name)
+	assert.True(t, os.IsNotExist(err))
 }

@@ -397,7 +397,22 @@ func RemoveStale(prefix string) ([]string, error) {
 	return removed, errs
 }
 
-// unlinkSegment removes the owner's segment name on close.
+// unlinkOwned removes the owner's segment name on close, unless the name no
+// longer refers to this segment's file (someone removed it and another ring
+// now has the name: that one is not ours to delete).
+func unlinkOwned(name string, h host) error {
+	if fh, ok := h.(*fileHost); ok && fh.fd >= 0 {
+		var own, cur unix.Stat_t
+		if unix.Fstat(fh.fd, &own) == nil {
+			if err := unix.Lstat(shmPath(name), &cur); err != nil || own.Dev != cur.Dev || own.Ino != cur.Ino {
+				return nil
+			}
+		}
+	}
+	return unlinkSegment(name)
+}
+
+// unlinkSegment removes a segment name.
 func unlinkSegment(name string) error {
 	if err := unix.Unlink(shmPath(name)); err != nil && err != unix.ENOENT {
 		return fmt.Errorf("close %q: unlink: %w", name, err)

@@ -40,6 +40,8 @@ func openSegment(op, name string, write bool, readyTimeout time.Duration, allowF
 
 func unlinkSegment(name string) error { return nil }
 
+func unlinkOwned(name string, h host) error { return nil }
+
 // Remove deletes a stale ring segment (Linux only).
 func Remove(name string) error {
 	return fmt.Errorf("remove %q: %w", name, ErrUnsupported)
