@@ -727,9 +727,8 @@ void drop_oldest_never_torn() {
         check_eq(seen->missing(n), sub->dropped(), "the gaps are the drops");
     }
     check(copier.dropped() > 0 && borrower.dropped() > 0, "the ring was lapped");
-    // Flat out, a reader gets a few dozen messages; paced, most (a loaded
-    // machine may leave it far fewer).
-    check(copier.received() > n / 100, "the copier read often enough to be overwritten mid-copy");
+    // The scenario must have happened (a borrow overwritten under the
+    // reader); how often depends on the machine's load, so no threshold.
     check(overwritten > 0, "borrows were overwritten mid-read");
 }
 
