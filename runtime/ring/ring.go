@@ -180,18 +180,25 @@ func hasPointers(t reflect.Type) bool {
 
 // checkIdentity compares a ring header with T's identity.
 func checkIdentity(op, name string, h *header, id identity) error {
-	mismatch := func(field string, got, want uint64) error {
-		return fmt.Errorf("%s %q: %w: %s %#x, want %#x", op, name, ErrMismatch, field, got, want)
+	ring := identity{fingerprint: h.fingerprint, typeID: h.typeID, size: h.geo.msgSize, align: h.geo.msgAlign}
+	return compareIdentity(op, name, ring, id)
+}
+
+// compareIdentity names the first field in which a ring's identity (got)
+// differs from the caller's (want), with both values.
+func compareIdentity(op, name string, got, want identity) error {
+	mismatch := func(field string, g, w uint64) error {
+		return fmt.Errorf("%s %q: %w: %s %#x, want %#x", op, name, ErrMismatch, field, g, w)
 	}
 	switch {
-	case h.fingerprint != id.fingerprint:
-		return mismatch("fingerprint", h.fingerprint, id.fingerprint)
-	case h.typeID != id.typeID:
-		return mismatch("type id", uint64(h.typeID), uint64(id.typeID))
-	case h.geo.msgSize != id.size:
-		return mismatch("message size", h.geo.msgSize, id.size)
-	case h.geo.msgAlign != id.align:
-		return mismatch("message alignment", h.geo.msgAlign, id.align)
+	case got.fingerprint != want.fingerprint:
+		return mismatch("fingerprint", got.fingerprint, want.fingerprint)
+	case got.typeID != want.typeID:
+		return mismatch("type id", uint64(got.typeID), uint64(want.typeID))
+	case got.size != want.size:
+		return mismatch("message size", got.size, want.size)
+	case got.align != want.align:
+		return mismatch("message alignment", got.align, want.align)
 	}
 	return nil
 }

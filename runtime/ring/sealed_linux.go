@@ -62,24 +62,6 @@ func decodeHandshake(b []byte) (magic [8]byte, abi uint32, id identity) {
 	return magic, abi, id
 }
 
-// compareIdentity names the first field in which two identities differ.
-func compareIdentity(op, name string, got, want identity) error {
-	mismatch := func(field string, g, w uint64) error {
-		return fmt.Errorf("%s %q: %w: %s %#x, want %#x", op, name, ErrMismatch, field, g, w)
-	}
-	switch {
-	case got.fingerprint != want.fingerprint:
-		return mismatch("fingerprint", got.fingerprint, want.fingerprint)
-	case got.typeID != want.typeID:
-		return mismatch("type id", uint64(got.typeID), uint64(want.typeID))
-	case got.size != want.size:
-		return mismatch("message size", got.size, want.size)
-	case got.align != want.align:
-		return mismatch("message alignment", got.align, want.align)
-	}
-	return nil
-}
-
 // CreateSealed creates a ring of T in an anonymous, size-sealed memfd and
 // returns its publisher. name labels it in errors and in
 // /proc/PID/fd ("memfd:tachyon:NAME"); nothing is created in /dev/shm.

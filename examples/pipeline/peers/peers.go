@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -202,4 +203,17 @@ func (res *Result) Check(r Run) error {
 		}
 	}
 	return nil
+}
+
+// Flags registers --go, --cpp and --python, the three peers' commands with
+// the paths `make peers` builds, on fs; the returned function gives the
+// peers once fs is parsed.
+func Flags(fs *flag.FlagSet) func() (goPeer, cppPeer, pyPeer Peer) {
+	g := fs.String("go", "bin/gopeer", "Go peer binary")
+	c := fs.String("cpp", "build/cpppeer", "C++ peer binary")
+	p := fs.String("python", ".venv/bin/python examples/pipeline/pypeer.py", "Python peer command")
+	return func() (Peer, Peer, Peer) {
+		return Peer{Lang: "go", Argv: []string{*g}}, Peer{Lang: "cpp", Argv: []string{*c}},
+			Peer{Lang: "python", Argv: strings.Fields(*p)}
+	}
 }

@@ -11,7 +11,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,16 +19,12 @@ import (
 )
 
 func main() {
-	goPeer := flag.String("go", "bin/gopeer", "Go peer binary")
-	cppPeer := flag.String("cpp", "build/cpppeer", "C++ peer binary")
-	pyPeer := flag.String("python", ".venv/bin/python examples/pipeline/pypeer.py", "Python peer command")
+	peerFlags := peers.Flags(flag.CommandLine)
 	count := flag.Int64("count", 100_000_000, "messages to stream")
 	rounds := flag.Int("rounds", 1, "repeat the run this many times")
 	flag.Parse()
 
-	gp := peers.Peer{Lang: "go", Argv: []string{*goPeer}}
-	cp := peers.Peer{Lang: "cpp", Argv: []string{*cppPeer}}
-	pp := peers.Peer{Lang: "python", Argv: strings.Fields(*pyPeer)}
+	gp, cp, pp := peerFlags()
 	prefix := fmt.Sprintf("tachyon-soak-%d", os.Getpid())
 	// A peer killed by a failed run leaves its ring behind: remove what
 	// this run created (live rings are never touched). Not deferred: the
