@@ -66,7 +66,7 @@ func main() {
 			}
 			lost := res.Pub.Published - s.Received - s.Dropped
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t\n", i+1, st.run.Pub.Lang, s.Lang, lag,
-				res.Pub.Published, s.Received, lost, s.Dropped, s.Torn, rate(s.MsgsPerS))
+				res.Pub.Published, s.Received, lost, s.Dropped, s.Torn, peers.Rate(s.MsgsPerS))
 		}
 	}
 	tw.Flush()
@@ -77,12 +77,4 @@ func main() {
 	if failed {
 		os.Exit(1)
 	}
-}
-
-// rate formats messages per second for the table.
-func rate(v float64) string {
-	if v >= 1e5 {
-		return fmt.Sprintf("%.2fM", v/1e6)
-	}
-	return fmt.Sprintf("%.1fk", v/1e3)
 }

@@ -217,3 +217,11 @@ func Flags(fs *flag.FlagSet) func() (goPeer, cppPeer, pyPeer Peer) {
 			Peer{Lang: "python", Argv: strings.Fields(*p)}
 	}
 }
+
+// Rate formats a rate in messages per second for a summary table.
+func Rate(msgsPerS float64) string {
+	if msgsPerS >= 1e5 {
+		return fmt.Sprintf("%.2fM", msgsPerS/1e6)
+	}
+	return fmt.Sprintf("%.1fk", msgsPerS/1e3)
+}

@@ -60,8 +60,8 @@ func main() {
 			if run.Subs[i].Latency {
 				latency = time.Duration(s.MaxLatencyNs).String()
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%.2fM\t%s\t\n", s.Lang, lag, s.Received, s.Dropped, s.Gaps,
-				s.Torn, s.Reordered, s.MsgsPerS/1e6, latency)
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", s.Lang, lag, s.Received, s.Dropped, s.Gaps,
+				s.Torn, s.Reordered, peers.Rate(s.MsgsPerS), latency)
 		}
 		tw.Flush()
 		fmt.Printf("publisher: %.2fM msgs/s\n\n", res.Pub.MsgsPerS/1e6)
