@@ -36,6 +36,7 @@ func main() {
 	maxLag := fs.Int("max-lag", 0, "max lag; 0 = unlimited (sub)")
 	slowUs := fs.Int("slow-us", 0, "sleep after every message, in microseconds (sub)")
 	latency := fs.Bool("latency", false, "measure publish-to-receive latency from timestamp_ns (sub)")
+	hangMidClaim := fs.Bool("hang-mid-claim", false, "fault injection (pub): after --count messages, claim one more, half-write it and hang until killed")
 	timeout := fs.Float64("timeout-s", 30, "give up after this many seconds")
 	ping := fs.String("ping", "", "ring to echo from (echo)")
 	pong := fs.String("pong", "", "ring to echo to, created (echo)")
@@ -79,7 +80,7 @@ func main() {
 			os.Exit(2)
 		}
 		summary, err = publish(*name, *count, ring.Options{Capacity: *capacity, MaxSubscribers: *maxSubs,
-			Policy: p, Batch: *batch, Timeout: limit}, *waitSubs, limit)
+			Policy: p, Batch: *batch, Timeout: limit}, *waitSubs, limit, *hangMidClaim)
 	} else {
 		summary, err = subscribe(*name, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit, *latency)
 	}
@@ -122,7 +123,7 @@ func fill(m *market.Message, seq uint64, now *uint64) {
 
 func intact(m *market.Message) bool { return m.Payload == patterns[byte(m.Seq*131)] }
 
-func publish(name string, count int64, opts ring.Options, waitSubs int, limit time.Duration) (map[string]any, error) {
+func publish(name string, count int64, opts ring.Options, waitSubs int, limit time.Duration, hangMidClaim bool) (map[string]any, error) {
 	pub, err := ring.Create[market.Message](name, opts)
 	if err != nil {
 		return nil, err
@@ -164,6 +165,17 @@ func publish(name string, count int64, opts ring.Options, waitSubs int, limit ti
 		}
 	}
 	pub.Flush()
+	if hangMidClaim {
+		// Die mid-write: a claimed slot, half filled, never committed.
+		m, err := pub.Claim()
+		if err != nil {
+			return nil, fmt.Errorf("claim %d: %w", count, err)
+		}
+		fill(m, uint64(count), &now)
+		m.Payload[0] ^= 0xff
+		fmt.Fprintln(os.Stderr, "gopeer: claimed, hanging until killed")
+		select {}
+	}
 	secs := time.Since(start).Seconds()
 	return map[string]any{"published": pub.Published(), "dropped": pub.Dropped(), "seconds": secs,
 		"msgs_per_s": float64(count) / secs}, nil

@@ -216,6 +216,70 @@ func TestFingerprintMismatch(t *testing.T) {
 	}
 }
 
+// TestPublisherKilledMidClaim: a Go publisher SIGKILLed holding a claimed,
+// half-written slot. Every subscriber — Go, C++ and Python — drains what was
+// committed and then reports "publisher dead" instead of waiting for the
+// claimed slot; the ring never published it. (That a reader never returns
+// the half-written message is proven message by message in
+// runtime/ring's TestPublisherDeathMidClaim.)
+func TestPublisherKilledMidClaim(t *testing.T) {
+	goPeer, cppPeer, pyPeer := peerPrograms(t)
+	name := ringName(t, "midclaim")
+	const count = 10_000
+	subs := []peers.Peer{goPeer, cppPeer, pyPeer}
+	type exited struct {
+		lang   string
+		err    error
+		stderr string
+	}
+	results := make(chan exited, len(subs))
+	for _, p := range subs {
+		argv := append(append([]string{}, p.Argv...), "sub", "--ring", name, "--timeout-s", "30")
+		cmd := exec.Command(argv[0], argv[1:]...)
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		go func() {
+			err := cmd.Wait()
+			results <- exited{p.Lang, err, stderr.String()}
+		}()
+	}
+	pubArgv := append(append([]string{}, goPeer.Argv...), "pub", "--ring", name, "--count", fmt.Sprint(count),
+		"--wait-subscribers", "3", "--timeout-s", "30", "--hang-mid-claim")
+	pub := exec.Command(pubArgv[0], pubArgv[1:]...)
+	var pubErr strings.Builder
+	pub.Stderr = &pubErr
+	require.NoError(t, pub.Start())
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(pubErr.String(), "claimed") {
+		require.True(t, time.Now().Before(deadline), "the publisher never reached its claim: %s", pubErr.String())
+		time.Sleep(5 * time.Millisecond)
+	}
+	require.NoError(t, pub.Process.Kill())
+	_ = pub.Wait()
+	for range subs {
+		select {
+		case e := <-results:
+			var exit *exec.ExitError
+			require.ErrorAs(t, e.err, &exit, "%s subscriber: %s", e.lang, e.stderr)
+			assert.Equal(t, 1, exit.ExitCode(), "%s subscriber", e.lang)
+			assert.Contains(t, strings.ToLower(e.stderr), "dead", "%s subscriber says why", e.lang)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a subscriber still hangs 10 s after its publisher died")
+		}
+	}
+	st, err := ring.Inspect(name)
+	require.NoError(t, err)
+	assert.Equal(t, uint64(count), st.Producer.Published, "the claimed slot was never published")
+	for _, s := range st.Subscribers {
+		if s.State == "active" {
+			assert.LessOrEqual(t, s.Head, uint64(count), "no subscriber read past the committed messages")
+		}
+	}
+	require.NoError(t, ring.Remove(name))
+}
+
 // TestPublisherKilled: a Go publisher SIGKILLed mid-stream. Every
 // subscriber — Go, C++ and Python — reports "publisher dead" and exits 1
 // within a few watchdog periods, instead of hanging.
