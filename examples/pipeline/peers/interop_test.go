@@ -7,6 +7,7 @@ package peers_test
 // this checkout, not a stale binary.
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -248,13 +249,26 @@ func TestPublisherKilledMidClaim(t *testing.T) {
 	pubArgv := append(append([]string{}, goPeer.Argv...), "pub", "--ring", name, "--count", fmt.Sprint(count),
 		"--wait-subscribers", "3", "--timeout-s", "30", "--hang-mid-claim")
 	pub := exec.Command(pubArgv[0], pubArgv[1:]...)
-	var pubErr strings.Builder
-	pub.Stderr = &pubErr
+	pubErr, err := pub.StderrPipe()
+	require.NoError(t, err)
 	require.NoError(t, pub.Start())
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(pubErr.String(), "claimed") {
-		require.True(t, time.Now().Before(deadline), "the publisher never reached its claim: %s", pubErr.String())
-		time.Sleep(5 * time.Millisecond)
+	t.Cleanup(func() { _ = pub.Process.Kill() })
+	claimed := make(chan bool, 1)
+	go func() {
+		lines := bufio.NewScanner(pubErr)
+		for lines.Scan() {
+			if strings.Contains(lines.Text(), "claimed") {
+				claimed <- true
+				return
+			}
+		}
+		claimed <- false
+	}()
+	select {
+	case ok := <-claimed:
+		require.True(t, ok, "the publisher exited before its claim")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the publisher never reached its claim")
 	}
 	require.NoError(t, pub.Process.Kill())
 	_ = pub.Wait()
