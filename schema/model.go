@@ -185,12 +185,17 @@ type File struct {
 // Stem is the output name stem: the file's base name without .tsch,
 // lower_snake_cased (Message.tsch -> message).
 func (f *File) Stem() string {
+	return SnakeCase(strings.TrimSuffix(f.Base(), ".tsch"))
+}
+
+// Base is the file's name without its directory (either separator), as
+// generated code cites its source.
+func (f *File) Base() string {
 	base := f.Path
 	if i := strings.LastIndexAny(base, `/\`); i >= 0 {
 		base = base[i+1:]
 	}
-	base = strings.TrimSuffix(base, ".tsch")
-	return SnakeCase(base)
+	return base
 }
 
 // Messages returns the file's messages in source order.
