@@ -1,46 +1,20 @@
 package genpy_test
 
 import (
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
 
 	genpy "github.com/tachyon-io/tachyon/gen/python"
+	"github.com/tachyon-io/tachyon/internal/goldentest"
 	"github.com/tachyon-io/tachyon/schema"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// TestGolden regenerates the Python module of every example and compares it
-// with golden/python. Run `go test ./gen/python -update` to accept a change.
+// TestGolden regenerates the Python module of every example and compares it with
+// golden/python (`go test ./gen/... -run Golden -update` accepts a change).
 func TestGolden(t *testing.T) {
-	examples, err := filepath.Glob("../../examples/*.tsch")
-	require.NoError(t, err)
-	require.NotEmpty(t, examples)
-	s, err := schema.Load(examples...)
-	require.NoError(t, err)
-	for _, f := range s.All {
-		t.Run(f.Stem(), func(t *testing.T) {
-			got, err := genpy.Generate(f)
-			require.NoError(t, err)
-			path := filepath.Join("../../golden/python", genpy.FileName(f))
-			if *update {
-				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
-				require.NoError(t, os.WriteFile(path, got, 0o644))
-			}
-			want, err := os.ReadFile(path)
-			require.NoError(t, err, "missing golden; run go test ./gen/python -update")
-			require.Equal(t, string(want), string(got), "generated Python drifted from %s; run go test ./gen/python -update if intended", path)
-
-			again, err := genpy.Generate(f)
-			require.NoError(t, err)
-			require.Equal(t, got, again, "output must be deterministic")
-		})
-	}
+	goldentest.Run(t, goldentest.Backend{Lang: "Python", Dir: "../../golden/python", Generate: genpy.Generate, FileName: genpy.FileName})
 }
 
 func TestHeader(t *testing.T) {
