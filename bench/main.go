@@ -153,10 +153,15 @@ func main() {
 		return nil
 	})
 	step("Go->Go throughput (like for like with the C floor)", func() error { return ringThroughput(r, msgs) })
-	step("Go->Go throughput through the peers, fan-out to 3", func() error { return throughput(r, msgs) })
 	gp, cp := peers.Peer{Lang: "go", Argv: []string{*gopeer}}, peers.Peer{Lang: "cpp", Argv: []string{*cppPeer}}
-	step("Go->C++ throughput", func() error { return crossThroughput(r, "go_cpp", gp, cp, msgs) })
-	step("C++->Go throughput", func() error { return crossThroughput(r, "cpp_go", cp, gp, msgs) })
+	step("Go->Go throughput through the peers, fan-out to 3", func() error {
+		if err := peerThroughput(r, "go_go_peer", gp, gp, msgs); err != nil {
+			return err
+		}
+		return fanout(r, gp, msgs)
+	})
+	step("Go->C++ throughput", func() error { return peerThroughput(r, "go_cpp", gp, cp, msgs) })
+	step("C++->Go throughput", func() error { return peerThroughput(r, "cpp_go", cp, gp, msgs) })
 	step("Python ring throughput", func() error {
 		return mergeJSON(r, *python, "runtime/python/bench_ring.py", "--json", quickFlag())
 	})

@@ -21,24 +21,9 @@ import (
 	"github.com/tachyon-io/tachyon/runtime/ring"
 )
 
-// throughput streams msgs seed messages Go -> Go between two peer processes
-// (batched index publication), best of three runs, and one publisher to
-// three subscribers.
-func throughput(r *results, msgs int64) error {
-	gp := peers.Peer{Lang: "go", Argv: []string{*gopeer}}
-	best := 0.0
-	for i := range 3 {
-		run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-tp%d", os.Getpid(), i), Count: msgs, Pub: gp, Subs: []peers.Sub{{Peer: gp}}}
-		res, err := peers.Execute(run)
-		if err == nil {
-			err = res.Check(run)
-		}
-		if err != nil {
-			return err
-		}
-		best = max(best, res.Subs[0].MsgsPerS)
-	}
-	r.Metrics["go_go_peer_msgs_per_s"] = Metric{best, "msgs/s", "gopeer -> gopeer, every payload byte generated and verified, best of 3"}
+// fanout streams msgs seed messages from one Go peer to three Go peer
+// subscribers at once and records the slowest subscriber's rate.
+func fanout(r *results, gp peers.Peer, msgs int64) error {
 	run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-fan", os.Getpid()), Count: msgs, Pub: gp,
 		Subs: []peers.Sub{{Peer: gp}, {Peer: gp}, {Peer: gp}}}
 	res, err := peers.Execute(run)
@@ -56,9 +41,9 @@ func throughput(r *results, msgs int64) error {
 	return nil
 }
 
-// crossThroughput streams msgs seed messages from one language's peer to
-// another's, best of three.
-func crossThroughput(r *results, key string, pub, sub peers.Peer, msgs int64) error {
+// peerThroughput streams msgs seed messages from one peer to another (every
+// payload byte generated and checked), best of three, as KEY_msgs_per_s.
+func peerThroughput(r *results, key string, pub, sub peers.Peer, msgs int64) error {
 	for _, p := range []peers.Peer{pub, sub} {
 		if _, err := os.Stat(p.Argv[0]); err != nil {
 			return fmt.Errorf("%s not built (make bench builds it)", p.Argv[0])
