@@ -180,8 +180,12 @@ func hasPointers(t reflect.Type) bool {
 
 // checkIdentity compares a ring header with T's identity.
 func checkIdentity(op, name string, h *header, id identity) error {
-	ring := identity{fingerprint: h.fingerprint, typeID: h.typeID, size: h.geo.msgSize, align: h.geo.msgAlign}
-	return compareIdentity(op, name, ring, id)
+	return compareIdentity(op, name, h.identity(), id)
+}
+
+// identity is the message identity a header records.
+func (h *header) identity() identity {
+	return identity{fingerprint: h.fingerprint, typeID: h.typeID, size: h.geo.msgSize, align: h.geo.msgAlign}
 }
 
 // compareIdentity names the first field in which a ring's identity (got)

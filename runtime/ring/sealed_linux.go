@@ -93,9 +93,8 @@ func CreateSealed[T Layout](name string, opts Options) (*Publisher[T], error) {
 		_ = s.host.release()
 		return nil, fmt.Errorf("create sealed %q: dup: %w", name, err)
 	}
-	id, _ := identityOf[T]() // checked by newHeader
 	return &Publisher[T]{p: newProducer(s, opts.Timeout, opts.spin), s: s,
-		sealed: &sealedInfo{fd: dup, id: id, name: name, closeF: func(fd int) { _ = unix.Close(fd) }}}, nil
+		sealed: &sealedInfo{fd: dup, id: hdr.identity(), name: name, closeF: func(fd int) { _ = unix.Close(fd) }}}, nil
 }
 
 // Serve accepts subscribers of a sealed ring on ln until ln is closed (it
