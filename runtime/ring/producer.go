@@ -125,11 +125,11 @@ func (p *producer) claim() (unsafe.Pointer, error) {
 			return nil, err
 		}
 	}
-	// Seqlock open: stamp = 2w+1 ("index w being written"). A sequentially
-	// consistent store (XCHG on amd64, a full fence), so the message bytes
-	// written after it cannot become visible before it; pairs with the
-	// subscriber's stamp re-check after its copy.
-	atomic.StoreUint64(p.stamp(w), 2*w+1)
+	// Seqlock open: stamp = 2w+1 ("index w being written"). A release
+	// store: on x86-64 (TSO) the message bytes written after it cannot
+	// become visible before it; pairs with the subscriber's stamp re-check
+	// after its copy.
+	storeRelease(p.stamp(w), 2*w+1)
 	p.claimed = true
 	return p.msg(w), nil
 }
@@ -143,7 +143,7 @@ func (p *producer) commit() error {
 	w := p.cursor
 	// Seqlock close: stamp = 2w+2 ("index w committed"). Store after the
 	// message bytes; pairs with the subscriber's first stamp load.
-	atomic.StoreUint64(p.stamp(w), 2*w+2)
+	storeRelease(p.stamp(w), 2*w+2)
 	p.cursor = w + 1
 	p.claimed = false
 	if p.cursor-p.published >= p.batch || p.anySleeper() {
