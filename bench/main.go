@@ -70,12 +70,16 @@ func main() {
 	flag.Parse()
 	r := &results{Machine: machine(), Metrics: map[string]Metric{}, Latency: map[string]Latency{}, Missing: map[string]string{}}
 	n, warm := 200_000, 20_000
-	msgs := int64(5_000_000)
+	// msgs per run of the C floor's stream and its Go like-for-like;
+	// streamMsgs per run of a stream between two peer processes, long
+	// enough (about a second at 20 M msgs/s) that process start and the
+	// first batches do not weigh on the rate.
+	msgs, streamMsgs := int64(5_000_000), int64(20_000_000)
 	if *quick {
-		n, warm, msgs = 20_000, 2_000, 500_000
+		n, warm, msgs, streamMsgs = 20_000, 2_000, 500_000, 2_000_000
 	}
 	if *smoke {
-		n, warm, msgs = 1_000, 100, 20_000
+		n, warm, msgs, streamMsgs = 1_000, 100, 20_000, 20_000
 	}
 	onlyRe, err := regexp.Compile(*only)
 	if err != nil {
@@ -154,16 +158,21 @@ func main() {
 	})
 	step("Go->Go throughput (like for like with the C floor)", func() error { return ringThroughput(r, msgs) })
 	gp, cp := peers.Peer{Lang: "go", Argv: []string{*gopeer}}, peers.Peer{Lang: "cpp", Argv: []string{*cppPeer}}
+	pp := peers.Peer{Lang: "python", Argv: []string{*python, "examples/pipeline/pypeer.py", "--gen-dir", *pyGen}}
 	step("Go->Go throughput through the peers, fan-out to 3", func() error {
-		if err := peerThroughput(r, "go_go_peer", gp, gp, msgs); err != nil {
+		if err := peerThroughput(r, "go_go_peer", gp, gp, streamMsgs); err != nil {
 			return err
 		}
-		return fanout(r, gp, msgs)
+		return fanout(r, gp, streamMsgs)
 	})
-	step("Go->C++ throughput", func() error { return peerThroughput(r, "go_cpp", gp, cp, msgs) })
-	step("C++->Go throughput", func() error { return peerThroughput(r, "cpp_go", cp, gp, msgs) })
-	step("Python ring throughput", func() error {
-		return mergeJSON(r, *python, "runtime/python/bench_ring.py", "--json", quickFlag())
+	step("Go->C++ throughput", func() error { return peerThroughput(r, "go_cpp", gp, cp, streamMsgs) })
+	step("C++->Go throughput", func() error { return peerThroughput(r, "cpp_go", cp, gp, streamMsgs) })
+	// The Python subscriber is pypeer's, draining NumPy batches and checking
+	// every seq and payload byte like the Go and C++ peers.
+	step("Go->Python throughput", func() error { return peerThroughput(r, "go_python", gp, pp, streamMsgs) })
+	step("C++->Python throughput", func() error { return peerThroughput(r, "cpp_python", cp, pp, streamMsgs) })
+	step("Python ring throughput and by-hand baselines", func() error {
+		return mergeJSON(r, *python, "runtime/python/bench_ring.py", "--json", "--skip-native", quickFlag())
 	})
 	step("NumPy decode vs struct loop", func() error {
 		sizes := []string{} // the full run: 10 M messages, as issue 3 asks

@@ -21,11 +21,18 @@ import (
 	"github.com/tachyon-io/tachyon/runtime/ring"
 )
 
+// streamCapacity is the slot count of every throughput stream between
+// peers (4.5 MiB of 72-byte slots): deep enough that a subscriber's
+// per-batch overhead — a Python batch costs microseconds — does not stall
+// the publisher on a full ring. The same for every language pair, so their
+// rates compare.
+const streamCapacity = 65536
+
 // fanout streams msgs seed messages from one Go peer to three Go peer
 // subscribers at once and records the slowest subscriber's rate.
 func fanout(r *results, gp peers.Peer, msgs int64) error {
 	run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-fan", os.Getpid()), Count: msgs, Pub: gp,
-		Subs: []peers.Sub{{Peer: gp}, {Peer: gp}, {Peer: gp}}}
+		Capacity: streamCapacity, Subs: []peers.Sub{{Peer: gp}, {Peer: gp}, {Peer: gp}}}
 	res, err := peers.Execute(run)
 	if err == nil {
 		err = res.Check(run)
@@ -51,7 +58,8 @@ func peerThroughput(r *results, key string, pub, sub peers.Peer, msgs int64) err
 	}
 	best := 0.0
 	for i := range 3 {
-		run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-%s%d", os.Getpid(), key, i), Count: msgs, Pub: pub, Subs: []peers.Sub{{Peer: sub}}}
+		run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-%s%d", os.Getpid(), key, i), Count: msgs, Pub: pub,
+			Capacity: streamCapacity, Subs: []peers.Sub{{Peer: sub}}}
 		res, err := peers.Execute(run)
 		if err == nil {
 			err = res.Check(run)

@@ -8,7 +8,8 @@ Each figure is messages per second of the seed message (examples/Message.tsch,
 median of ``--runs`` runs:
 
 ============================  =================================================
-``go_python_msgs_per_s``      bin/gopeer pub -> this process, NumPy batches
+``go_python_msgs_per_s``      bin/gopeer pub -> this process, NumPy batches,
+                              every seq and payload byte checked
 ``cpp_python_msgs_per_s``     build/cpppeer pub -> this process (omitted if
                               the C++ peer is not built)
 ``python_go_msgs_per_s``      this process, ``publish_array`` -> gopeer sub
@@ -21,7 +22,10 @@ median of ``--runs`` runs:
 
 The human table goes to stderr; with ``--json`` the last stdout line is one
 JSON object with those keys. ``--quick`` (the default) runs in well under
-30 s; ``--full`` sends 5 M messages through each ring. The Go peer is
+30 s; ``--full`` sends 20 M messages through each native stream.
+``--skip-native`` leaves out the two native -> Python streams (``make bench``
+measures them through the peers, like every other language pair). The native
+streams use a ``STREAM_CAPACITY``-slot ring, as ``make bench`` does. The Go peer is
 ``bin/gopeer`` (built with ``go build`` into a temporary directory if it is
 missing); the message module is ``build/gen/python/message_tsch.py``, else
 ``golden/python``'s copy.
@@ -50,6 +54,11 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 
+# Slots of the native -> Python rings: 4.5 MiB, deep enough that the
+# subscriber's per-batch overhead (microseconds in Python) does not leave the
+# publisher blocked on a full ring. bench/measure.go's streamCapacity.
+STREAM_CAPACITY = 65536
+
 try:
     import tachyon
 except ImportError:
@@ -72,6 +81,16 @@ def load_message() -> Any:
 
 Message = load_message()
 _counter = 0
+
+
+def load_checker() -> Any:
+    """The peers' vectorised checks (examples/pipeline/pypeer.py Checker)."""
+    spec = importlib.util.spec_from_file_location("pypeer", ROOT / "examples" / "pipeline" / "pypeer.py")
+    if spec is None or spec.loader is None:
+        raise RuntimeError("examples/pipeline/pypeer.py not found")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.Checker()
 
 
 def ring_name() -> str:
@@ -111,26 +130,22 @@ def native_to_python(peer: Path, count: int) -> float:
     """A native publisher (Go or C++ peer) -> a Python subscriber on NumPy batches."""
     name = ring_name()
     pub = subprocess.Popen(
-        [str(peer), "pub", "--ring", name, "--count", str(count), "--timeout-s", "60"],
+        [str(peer), "pub", "--ring", name, "--count", str(count), "--capacity", str(STREAM_CAPACITY), "--timeout-s", "60"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
+        chk = load_checker()
+        first = last = 0.0
         with tachyon.Subscriber.attach(name, Message, timeout=30) as sub:
-            expect, first, last = 0, 0.0, 0.0
             try:
                 while True:
                     with sub.recv_batch() as b:
-                        n = len(b)
-                        seq = b["seq"]
-                        # Contiguity of the batch (a full check is pypeer's job).
-                        if int(seq[0]) != expect or int(seq[n - 1]) != expect + n - 1:
-                            raise RuntimeError(f"sequence broken at {expect}")
-                        del seq
-                    if expect == 0:
+                        counts = chk.check(b["seq"], b["payload"], None)
+                    if chk.received == 0:
                         first = time.perf_counter()
-                    expect += n
+                    chk.commit(len(b), counts)
                     last = time.perf_counter()
             except tachyon.PublisherClosed:
                 pass
@@ -138,8 +153,10 @@ def native_to_python(peer: Path, count: int) -> float:
     finally:
         pub.kill()
         pub.wait()
-    if expect != count:
-        raise RuntimeError(f"received {expect} of {count}")
+    if chk.received != count or chk.gaps or chk.torn or chk.reordered:
+        raise RuntimeError(
+            f"received {chk.received} of {count}: {chk.gaps} gaps, {chk.torn} torn, {chk.reordered} reordered"
+        )
     return count / (last - first) if last > first else 0.0
 
 
@@ -283,9 +300,10 @@ def main() -> int:
     size.add_argument("--full", action="store_true", help="5 M messages per ring run")
     ap.add_argument("--json", action="store_true", help="print one JSON object as the last stdout line")
     ap.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    ap.add_argument("--skip-native", action="store_true", help="leave out the Go/C++ -> Python streams")
     a = ap.parse_args()
     full = a.full
-    n_ring = 5_000_000 if full else 500_000
+    n_ring = 20_000_000 if full else 2_000_000
     n_queue = 1_000_000 if full else 100_000
     n_shm = 2_000_000 if full else 200_000
     results: dict[str, float] = {}
@@ -294,12 +312,16 @@ def main() -> int:
         gopeer = find_gopeer(Path(tmp))
         cpppeer = ROOT / "build" / "cpppeer"
         plan: list[tuple[str, str, Callable[[], float]]] = []
-        if gopeer is not None:
+        if a.skip_native:
+            pass
+        elif gopeer is not None:
             plan.append(("go_python_msgs_per_s", f"Go pub -> Python batches ({n_ring:,})",
                          lambda: native_to_python(gopeer, n_ring)))
         else:
             notes.append("no Go peer (bin/gopeer missing, no Go toolchain): Go figures omitted")
-        if cpppeer.is_file():
+        if a.skip_native:
+            pass
+        elif cpppeer.is_file():
             plan.append(("cpp_python_msgs_per_s", f"C++ pub -> Python batches ({n_ring:,})",
                          lambda: native_to_python(cpppeer, n_ring)))
         else:
