@@ -17,6 +17,17 @@
  *   {"floor_rtt_p50_ns":..,"floor_rtt_p90_ns":..,"floor_rtt_p99_ns":..,
  *    "floor_rtt_p999_ns":..,"floor_rtt_max_ns":..}
  *
+ * With --slots it measures instead the floor of ABI v1's message exchange
+ * (runtime/ABI.md §8), hand-coded here without any Tachyon code: two rings
+ * (ping, pong) of 64 slots, each slot an 8-byte stamp and the 64-byte seed
+ * message (72 bytes, so two cache lines); the writer stores stamp 2i+1,
+ * the message, stamp 2i+2 (release stores), then the tail with a full fence
+ * and loads a sleeper flag (handshake H1); the reader spins on the stamp
+ * (§8.5 step 1a), copies the message, re-checks the stamp, stores its head
+ * with a full fence and loads the producer's sleeping flag (H2). Nothing
+ * ever sleeps. This is what the protocol itself costs on this machine, the
+ * bound any client of ABI v1 meets; keys are then "protocol_floor_rtt_*".
+ *
  * Build: cc -O2 -std=c11 -Wall -Wextra -Werror floor_pingpong.c -o floor_pingpong
  */
 #define _GNU_SOURCE
@@ -40,6 +51,52 @@ struct shared {
     _Alignas(128) _Atomic uint64_t counter;  /* alone on its line (and the next, against adjacent-line prefetch) */
     _Alignas(128) char pad;
 };
+
+/* --slots: one direction of the exchange. Lines as in ABI.md: the tail and
+ * the sleeper flags on producer-written lines, the head and the sleeping
+ * flag on subscriber/producer lines of their own. */
+static void relax(void);
+
+#define SLOTS 64
+#define MSG 64
+#define SLOT (8 + MSG)
+struct ring {
+    _Alignas(128) _Atomic uint64_t tail;
+    _Alignas(128) _Atomic uint32_t sleeper;       /* subscriber's flag, read by the producer */
+    _Alignas(128) _Atomic uint32_t prod_sleeping; /* producer's flag, read by the subscriber */
+    _Alignas(128) _Atomic uint64_t head;
+    _Alignas(128) unsigned char slots[SLOTS * SLOT];
+};
+
+static _Atomic uint64_t *stamp_of(struct ring *r, uint64_t i) {
+    return (_Atomic uint64_t *)(void *)&r->slots[(i % SLOTS) * SLOT];
+}
+
+static void ring_send(struct ring *r, uint64_t i, const unsigned char *msg) {
+    _Atomic uint64_t *st = stamp_of(r, i);
+    atomic_store_explicit(st, 2 * i + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    memcpy((unsigned char *)st + 8, msg, MSG);
+    atomic_store_explicit(st, 2 * i + 2, memory_order_release);
+    atomic_store(&r->tail, i + 1);                                      /* seq_cst: XCHG */
+    if (atomic_load(&r->sleeper) != 0) fprintf(stderr, "unexpected sleeper\n"); /* H1 */
+}
+
+/* Receives index i into msg; returns 0, or -1 on STOP (stamp of all ones). */
+static int ring_recv(struct ring *r, uint64_t i, unsigned char *msg) {
+    _Atomic uint64_t *st = stamp_of(r, i);
+    uint64_t s;
+    while ((s = atomic_load_explicit(st, memory_order_acquire)) != 2 * i + 2) {
+        if (s == STOP) return -1;
+        relax();
+    }
+    memcpy(msg, (unsigned char *)st + 8, MSG);
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(st, memory_order_relaxed) != 2 * i + 2) abort(); /* never lapped here */
+    atomic_store(&r->head, i + 1);                                                /* seq_cst: XCHG */
+    if (atomic_load(&r->prod_sleeping) != 0) fprintf(stderr, "unexpected sleeping producer\n"); /* H2 */
+    return 0;
+}
 
 static int one_cpu; /* spin by yielding: the peer needs our CPU to answer */
 
@@ -89,6 +146,13 @@ static void echo(struct shared *s) {
     }
 }
 
+static void slot_echo(struct ring *ping, struct ring *pong) {
+    pin(1);
+    unsigned char msg[MSG];
+    for (uint64_t i = 0; ring_recv(ping, i, msg) == 0; i++) ring_send(pong, i, msg);
+    _exit(0);
+}
+
 static int cmp_u64(const void *a, const void *b) {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
@@ -113,26 +177,32 @@ static long parse_count(const char *flag, const char *v, long min) {
 
 int main(int argc, char **argv) {
     long iterations = 200000, warmup = 10000;
+    int slots = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         const char *eq = strchr(a, '=');
         size_t len = eq ? (size_t)(eq - a) : strlen(a);
         if (eq) v = eq + 1;
         else if (i + 1 < argc) v = argv[i + 1];
+        if (!eq && strcmp(a, "--slots") == 0) {
+            slots = 1;
+            continue;
+        }
         if (len == strlen("--iterations") && strncmp(a, "--iterations", len) == 0 && v) {
             iterations = parse_count("--iterations", v, 1);
         } else if (len == strlen("--warmup") && strncmp(a, "--warmup", len) == 0 && v) {
             warmup = parse_count("--warmup", v, 0);
         } else {
-            fprintf(stderr, "usage: floor_pingpong [--iterations N] [--warmup W]\n");
+            fprintf(stderr, "usage: floor_pingpong [--slots] [--iterations N] [--warmup W]\n");
             return 2;
         }
         if (!eq) i++;
     }
 
     struct shared *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    struct ring *rings = mmap(NULL, 2 * sizeof *rings, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     uint64_t *rtt = malloc((size_t)iterations * sizeof *rtt);
-    if (s == MAP_FAILED || rtt == NULL) {
+    if (s == MAP_FAILED || rings == MAP_FAILED || rtt == NULL) {
         perror("floor_pingpong: allocate");
         return 1;
     }
@@ -144,18 +214,29 @@ int main(int argc, char **argv) {
         perror("floor_pingpong: fork");
         return 1;
     }
-    if (child == 0) echo(s);
+    if (child == 0) {
+        if (slots) slot_echo(&rings[0], &rings[1]);
+        echo(s);
+    }
     pin(0);
 
     uint64_t total = (uint64_t)warmup + (uint64_t)iterations;
+    unsigned char out[MSG] = {0}, in[MSG];
     for (uint64_t i = 0; i < total; i++) {
         uint64_t t0 = now_ns();
-        atomic_store_explicit(&s->counter, 2 * i + 1, memory_order_release);
-        while (atomic_load_explicit(&s->counter, memory_order_acquire) != 2 * i + 2) relax();
+        if (slots) {
+            memcpy(out, &i, sizeof i); /* the seed message's seq */
+            ring_send(&rings[0], i, out);
+            if (ring_recv(&rings[1], i, in) != 0 || memcmp(in, out, MSG) != 0) abort();
+        } else {
+            atomic_store_explicit(&s->counter, 2 * i + 1, memory_order_release);
+            while (atomic_load_explicit(&s->counter, memory_order_acquire) != 2 * i + 2) relax();
+        }
         uint64_t t1 = now_ns();
         if (i >= (uint64_t)warmup) rtt[i - (uint64_t)warmup] = t1 - t0;
     }
-    atomic_store_explicit(&s->counter, STOP, memory_order_release);
+    if (slots) atomic_store_explicit(stamp_of(&rings[0], total), STOP, memory_order_release);
+    else atomic_store_explicit(&s->counter, STOP, memory_order_release);
     int status = 0;
     if (waitpid(child, &status, 0) != child || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
         fprintf(stderr, "floor_pingpong: echo process failed (status %d)\n", status);
@@ -164,11 +245,12 @@ int main(int argc, char **argv) {
 
     size_t n = (size_t)iterations;
     qsort(rtt, n, sizeof *rtt, cmp_u64);
-    printf("{\"floor_rtt_p50_ns\":%llu,\"floor_rtt_p90_ns\":%llu,\"floor_rtt_p99_ns\":%llu,"
-           "\"floor_rtt_p999_ns\":%llu,\"floor_rtt_max_ns\":%llu}\n",
-           (unsigned long long)quantile(rtt, n, 0.50), (unsigned long long)quantile(rtt, n, 0.90),
-           (unsigned long long)quantile(rtt, n, 0.99), (unsigned long long)quantile(rtt, n, 0.999),
-           (unsigned long long)rtt[n - 1]);
+    const char *k = slots ? "protocol_floor" : "floor";
+    printf("{\"%s_rtt_p50_ns\":%llu,\"%s_rtt_p90_ns\":%llu,\"%s_rtt_p99_ns\":%llu,"
+           "\"%s_rtt_p999_ns\":%llu,\"%s_rtt_max_ns\":%llu}\n",
+           k, (unsigned long long)quantile(rtt, n, 0.50), k, (unsigned long long)quantile(rtt, n, 0.90),
+           k, (unsigned long long)quantile(rtt, n, 0.99), k, (unsigned long long)quantile(rtt, n, 0.999),
+           k, (unsigned long long)rtt[n - 1]);
     free(rtt);
     return 0;
 }
