@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime/debug"
 	"strings"
 
 	"github.com/tachyon-io/tachyon/schema"
@@ -49,6 +50,12 @@ type cliEnv struct {
 }
 
 func main() {
+	// A compiler run is short and allocation-heavy (go/format reparses and
+	// reprints every generated file): collecting half as often trades a
+	// few MiB of heap for about a fifth of the wall time. GOGC still wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(200)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
