@@ -41,6 +41,11 @@ type consumer struct {
 	capacity uint64
 	window   uint64 // a lag beyond this is skipped and counted as dropped
 	spin     int
+	// Offsets from a slot's stamp of one word in each further cache line
+	// the slot may span (at most maxWatchLines-1 of them), which a waiting
+	// reader loads beside the stamp: see peek.
+	watch  [maxWatchLines]uint64
+	nWatch int
 
 	head       uint64 // next index to read
 	tail       uint64 // committed up to here, as far as we know (monotonic)
@@ -135,6 +140,12 @@ func register(s *shm, maxLag uint64, spin int, key uint64, start Start) (*consum
 	if maxLag > 0 {
 		c.window = maxLag
 	}
+	if !raceEnabled {
+		// Under the race detector the watch loads would race with the
+		// producer's plain message writes (by design: their values are
+		// never used), so a race build spins on the stamp alone.
+		c.nWatch = watchOffsets(&c.watch, g.slotSize)
+	}
 	e := s.entryOff(idx)
 	c.headP, c.receivedP, c.droppedP = s.u64(e+entHead), s.u64(e+entReceived), s.u64(e+entDropped)
 	c.heartbeatP, c.genP, c.stateP = s.u64(e+entHeartbeat), s.u64(e+entGen), s.u32(e+entState)
@@ -201,6 +212,26 @@ func register(s *shm, maxLag uint64, spin int, key uint64, start Start) (*consum
 	return c, nil
 }
 
+// maxWatchLines bounds the cache lines of a slot a waiting reader keeps
+// warm; the copy of a larger message costs more than its first lines' wait.
+const maxWatchLines = 4
+
+// watchOffsets fills w with the offsets, from a slot's stamp, of one 8-byte
+// word in each cache line after the stamp's that a slot of slotSize bytes
+// may span (slots are 8-aligned, not line-aligned), and returns how many.
+func watchOffsets(w *[maxWatchLines]uint64, slotSize uint64) int {
+	n := 0
+	for off := uint64(64); off < slotSize && n < maxWatchLines-1; off += 64 {
+		w[n] = off
+		n++
+	}
+	if last := slotSize - 8; n == 0 || w[n-1] != last {
+		w[n] = last // the slot's last word, which may lie one line further
+		n++
+	}
+	return n
+}
+
 func (c *consumer) stamp(idx uint64) *uint64 {
 	return (*uint64)(unsafe.Add(c.slots, (idx&c.mask)*c.slotSize))
 }
@@ -253,6 +284,22 @@ func (c *consumer) poll() (uint64, error) {
 		c.storeHead()
 	}
 	return n, nil
+}
+
+// peek reports whether the slot of head holds its committed message,
+// loading that slot only: its stamp, then one word of every other cache
+// line it spans. A reader waiting this way holds all of the slot's lines,
+// so they travel to its core together when the producer writes them,
+// instead of the message's second line being fetched only once the stamp
+// flips. On x86 (TSO) the later loads cannot see older data than the stamp
+// load did, so a ready stamp means the lines were fetched with the message.
+func (c *consumer) peek() bool {
+	p := unsafe.Pointer(c.stamp(c.head))
+	ready := atomic.LoadUint64((*uint64)(p)) == 2*c.head+2
+	for _, off := range c.watch[:c.nWatch] {
+		atomic.LoadUint64((*uint64)(unsafe.Add(p, off)))
+	}
+	return ready
 }
 
 // skipLapped handles a slot whose stamp s is not the one expected for head:
@@ -459,6 +506,15 @@ func (c *consumer) wait(ctx context.Context) error {
 		}
 	}()
 	for spins := 0; ; spins++ {
+		// A subscriber allowed the fast path (poll) spins on the next slot
+		// alone and polls in full every 16th time only, so the producer's
+		// tail line does not travel on every spin.
+		if spins < c.spin && spins&15 != 0 && c.window == c.capacity && !c.peek() {
+			if spins >= c.spin-yieldPolls {
+				osYield()
+			}
+			continue
+		}
 		n, err := c.poll()
 		if err != nil {
 			return err

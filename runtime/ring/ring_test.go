@@ -1117,3 +1117,26 @@ func TestCloseUnlinksOnlyItsOwnName(t *testing.T) {
 	_, err = os.Stat(ShmDir + "/" + name)
 	assert.True(t, os.IsNotExist(err))
 }
+
+// TestWatchOffsets: a waiting reader loads one word of every cache line a
+// slot may span besides the stamp's (slots are 8-aligned, not line-aligned),
+// never a word outside the slot, and at most maxWatchLines words.
+func TestWatchOffsets(t *testing.T) {
+	for _, tc := range []struct {
+		slot uint64
+		want []uint64
+	}{
+		{16, []uint64{8}},
+		{72, []uint64{64}}, // the seed message: stamp + 64 B
+		{128, []uint64{64, 120}},
+		{136, []uint64{64, 128}},
+		{1024, []uint64{64, 128, 192, 1016}},
+	} {
+		var w [maxWatchLines]uint64
+		n := watchOffsets(&w, tc.slot)
+		require.Equal(t, tc.want, w[:n], "slot size %d", tc.slot)
+		for _, off := range w[:n] {
+			require.LessOrEqual(t, off+8, tc.slot, "slot size %d: offset %d leaves the slot", tc.slot, off)
+		}
+	}
+}

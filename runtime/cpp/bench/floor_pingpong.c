@@ -23,7 +23,8 @@
  * message (72 bytes, so two cache lines); the writer stores stamp 2i+1,
  * the message, stamp 2i+2 (release stores), then the tail with a full fence
  * and loads a sleeper flag (handshake H1); the reader spins on the stamp
- * (§8.5 step 1a), copies the message, re-checks the stamp, stores its head
+ * (§8.5 step 1a) and on a word of the slot's second line (so both lines
+ * travel together, as the Go and C++ clients wait), copies the message, re-checks the stamp, stores its head
  * with a full fence and loads the producer's sleeping flag (H2). Nothing
  * ever sleeps. This is what the protocol itself costs on this machine, the
  * bound any client of ABI v1 meets; keys are then "protocol_floor_rtt_*".
@@ -86,7 +87,9 @@ static void ring_send(struct ring *r, uint64_t i, const unsigned char *msg) {
 static int ring_recv(struct ring *r, uint64_t i, unsigned char *msg) {
     _Atomic uint64_t *st = stamp_of(r, i);
     uint64_t s;
+    _Atomic uint64_t *line2 = (_Atomic uint64_t *)(void *)((unsigned char *)st + 64);
     while ((s = atomic_load_explicit(st, memory_order_acquire)) != 2 * i + 2) {
+        (void)atomic_load_explicit(line2, memory_order_acquire);
         if (s == STOP) return -1;
         relax();
     }

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -417,6 +418,14 @@ public:
         capacity_ = g.capacity;
         window_ = o.max_lag == 0 ? g.capacity : o.max_lag;
         spin_ = std::max(o.spin, 0);
+        // The words peek() loads beside the stamp: one in each further cache
+        // line the slot may span, up to kWatchLines, and the slot's last
+        // word. None under TSan, where those loads would race (by design:
+        // their values are unused) with the producer's message writes.
+        if constexpr (!kThreadSanitizer) {
+            for (std::uint64_t off = 64; off < slot_size_ && n_watch_ < kWatchLines - 1; off += 64) watch_[n_watch_++] = off;
+            if (n_watch_ == 0 || watch_[n_watch_ - 1] != slot_size_ - 8) watch_[n_watch_++] = slot_size_ - 8;
+        }
         if (!s_.lock_registry(1s))
             raise(Errc::timeout, "attach", s_.name(), {"registry lock held for 1s"});
         struct Unlock {
@@ -593,6 +602,13 @@ public:
     /// the deadline (timeout), or a terminal state.
     [[nodiscard]] Errc wait(Clock::time_point deadline) noexcept {
         for (int spins = 0;; ++spins) {
+            // A subscriber allowed step 1a spins on the next slot alone and
+            // polls in full every 16th time only, so the producer's tail
+            // line does not travel on every spin.
+            if (spins < spin_ && (spins & 15) != 0 && window_ == capacity_ && !peek()) {
+                if (spins >= spin_ - kYieldPolls) yield();
+                continue;
+            }
             const Result<std::uint64_t> n = poll();
             if (!n) return n.error();
             if (*n > 0) return Errc::ok;
@@ -715,6 +731,23 @@ private:
     }
 
     /// How many messages are readable from head (§8.5 steps 1-2).
+    /// Whether head's slot holds its committed message, loading that slot
+    /// only: its stamp, then one word of every other cache line it spans.
+    /// A reader waiting this way holds all the slot's lines, so they move to
+    /// its core together as the producer writes them, instead of the
+    /// message's second line being fetched after the stamp flips (the Go
+    /// client's consumer.peek). The later loads are acquires too: they
+    /// cannot see older data than the stamp load did.
+    [[nodiscard]] bool peek() const noexcept {
+        std::byte* p = slots_ + (head_ & mask_) * slot_size_;
+        const auto word = [p](std::uint64_t off) {
+            return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p + off)).load(std::memory_order_acquire);
+        };
+        const bool ready = word(0) == 2 * head_ + 2;
+        for (int i = 0; i < n_watch_; ++i) (void)word(watch_[i]);
+        return ready;
+    }
+
     [[nodiscard]] Result<std::uint64_t> poll() noexcept {
         if (head_ >= tail_) {
             // Step 1a, for a window of the whole ring (unlimited, or
@@ -800,6 +833,9 @@ private:
     std::uint64_t slot_size_ = 0, msg_off_ = 0, mask_ = 0, capacity_ = 0, window_ = 0;
     std::uint64_t idx_ = 0, gen_ = 0, head_off_ = 0, sleep_off_ = 0;
     int spin_ = kDefaultSpin;
+    static constexpr int kWatchLines = 4;
+    std::array<std::uint64_t, kWatchLines> watch_{};  // offsets from the stamp, see peek()
+    int n_watch_ = 0;
 
     std::uint64_t head_ = 0;    // next index to read
     std::uint64_t tail_ = 0;    // committed up to here, as far as we know
