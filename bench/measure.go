@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -226,11 +225,12 @@ func ringThroughput(r *results, msgs int64) error {
 			_ = cmd.Wait()
 			return fmt.Errorf("sink child: %q %v", line, err)
 		}
-		pin(0)
+		unpin := pin(0)
 		t0 := time.Now()
 		for i := range uint64(msgs) {
 			m, err := pub.Claim()
 			if err != nil {
+				unpin()
 				pub.Close()
 				_ = cmd.Wait()
 				return err
@@ -242,13 +242,15 @@ func ringThroughput(r *results, msgs int64) error {
 			_ = pub.Commit()
 		}
 		pub.Flush()
-		if err := pub.Close(); err != nil {
-			return err
-		}
-		line, err := rd.ReadString('\n')
+		err = pub.Close()
+		line, rerr := rd.ReadString('\n')
 		_ = cmd.Wait()
 		elapsed := time.Since(t0)
-		runtime.UnlockOSThread()
+		unpin()
+		if err != nil {
+			return err
+		}
+		err = rerr
 		var got, bad uint64
 		if _, err2 := fmt.Sscanf(line, "%d %d", &got, &bad); err != nil || err2 != nil {
 			return fmt.Errorf("sink child: %q: %v %v", line, err, err2)
@@ -265,7 +267,7 @@ func ringThroughput(r *results, msgs int64) error {
 // sinkChild consumes the ring until its publisher closes and prints
 // "received out_of_sequence".
 func sinkChild(name string) error {
-	pin(1)
+	pin(1) // for the process's lifetime
 	sub, err := ring.Attach[market.Message](name, ring.SubscribeOptions{})
 	if err != nil {
 		return err

@@ -31,15 +31,23 @@ func latencyOf(rtts []time.Duration) Latency {
 }
 
 // pin locks the goroutine to its thread and the thread to a CPU, where the
-// machine has at least two.
-func pin(cpu int) {
+// machine has at least two, and returns the function that undoes both.
+// Undo it before starting another process: a child inherits the affinity
+// of the thread that forks it, and a Go child confined to one CPU starts
+// with GOMAXPROCS=1 and cannot pin itself elsewhere.
+func pin(cpu int) (unpin func()) {
 	runtime.LockOSThread()
-	if runtime.NumCPU() < 2 {
-		return
+	var prev unix.CPUSet
+	if runtime.NumCPU() < 2 || unix.SchedGetaffinity(0, &prev) != nil {
+		return runtime.UnlockOSThread
 	}
 	var set unix.CPUSet
 	set.Set(cpu % runtime.NumCPU())
 	_ = unix.SchedSetaffinity(0, &set)
+	return func() {
+		_ = unix.SchedSetaffinity(0, &prev)
+		runtime.UnlockOSThread()
+	}
 }
 
 // child re-executes this program in a helper role.
@@ -104,8 +112,7 @@ func ringPingPong(echo []string, tag string, n, warm int, gap time.Duration) (La
 		}
 		time.Sleep(time.Millisecond)
 	}
-	pin(0)
-	defer runtime.UnlockOSThread()
+	defer pin(0)()
 	ctx := context.Background()
 	rtts := make([]time.Duration, 0, n)
 	var in market.Message
@@ -167,8 +174,7 @@ func streamPingPong(kind string, n, warm int) (Latency, error) {
 	if childW != childR {
 		childW.Close()
 	}
-	pin(0)
-	defer runtime.UnlockOSThread()
+	defer pin(0)()
 	var buf [64]byte
 	rtts := make([]time.Duration, 0, n)
 	for i := range n + warm {
@@ -193,7 +199,7 @@ func streamPingPong(kind string, n, warm int) (Latency, error) {
 
 // streamEchoChild echoes 64-byte frames from fd 3 to fd 4 until EOF.
 func streamEchoChild() error {
-	pin(1)
+	pin(1) // for the process's lifetime
 	r, w := os.NewFile(3, "in"), os.NewFile(4, "out")
 	var buf [64]byte
 	for {
