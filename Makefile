@@ -104,7 +104,7 @@ bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
 bin/bench:
 	$(GO) build -o $@ ./bench
 
-build/bench/%: runtime/cpp/bench/%.c
+build/bench/%: runtime/cpp/bench/%.c runtime/cpp/bench/floor.h
 	@mkdir -p build/bench
 	$(CC) -O2 -std=c11 -Wall -Wextra -Werror $< -o $@
 

@@ -32,17 +32,12 @@
  * Build: cc -O2 -std=c11 -Wall -Wextra -Werror floor_pingpong.c -o floor_pingpong
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <sched.h>
+#include "floor.h"
+
 #include <signal.h>
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 /* The child stops when it reads this. */
@@ -56,8 +51,6 @@ struct shared {
 /* --slots: one direction of the exchange. Lines as in ABI.md: the tail and
  * the sleeper flags on producer-written lines, the head and the sleeping
  * flag on subscriber/producer lines of their own. */
-static void relax(void);
-
 #define SLOTS 64
 #define MSG 64
 #define SLOT (8 + MSG)
@@ -101,42 +94,6 @@ static int ring_recv(struct ring *r, uint64_t i, unsigned char *msg) {
     return 0;
 }
 
-static int one_cpu; /* spin by yielding: the peer needs our CPU to answer */
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void relax(void) {
-    if (one_cpu) sched_yield();
-}
-
-/* How many CPUs this process may run on. */
-static int usable_cpus(void) {
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
-    return CPU_COUNT(&allowed);
-}
-
-/* Pins the calling process to the k-th CPU it may use (k = 0, 1), when it
- * may use two or more. */
-static void pin(int k) {
-    cpu_set_t allowed, one;
-    if (one_cpu || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (!CPU_ISSET(cpu, &allowed)) continue;
-        if (seen++ == k) {
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            if (sched_setaffinity(0, sizeof one, &one) != 0)
-                fprintf(stderr, "floor_pingpong: pin to CPU %d: %s\n", cpu, strerror(errno));
-            break;
-        }
-    }
-}
-
 static void echo(struct shared *s) {
     pin(1);
     for (uint64_t want = 1;; want += 2) {
@@ -165,17 +122,6 @@ static int cmp_u64(const void *a, const void *b) {
 static uint64_t quantile(const uint64_t *sorted, size_t n, double q) {
     size_t i = (size_t)(q * (double)n);
     return sorted[i < n ? i : n - 1];
-}
-
-static long parse_count(const char *flag, const char *v, long min) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno != 0 || *end != '\0' || end == v || x < min) {
-        fprintf(stderr, "floor_pingpong: bad value for %s: %s\n", flag, v);
-        exit(2);
-    }
-    return x;
 }
 
 int main(int argc, char **argv) {

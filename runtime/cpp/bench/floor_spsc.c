@@ -23,16 +23,11 @@
  * Build: cc -O2 -std=c11 -Wall -Wextra -Werror floor_spsc.c -o floor_spsc
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <sched.h>
+#include "floor.h"
+
 #include <stdatomic.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MSG_SIZE 64
@@ -59,39 +54,6 @@ struct ring {
     uint64_t checksum;   /* of every byte copied: the copy cannot be optimised away */
     _Alignas(128) unsigned char slots[CAPACITY * SLOT_SIZE];
 };
-
-static int one_cpu;
-
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void relax(void) {
-    if (one_cpu) sched_yield();
-}
-
-static int usable_cpus(void) {
-    cpu_set_t allowed;
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 1;
-    return CPU_COUNT(&allowed);
-}
-
-/* Pins the calling process to the k-th CPU it may use. */
-static void pin(int k) {
-    cpu_set_t allowed, one;
-    if (one_cpu || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return;
-    for (int cpu = 0, seen = 0; cpu < CPU_SETSIZE; cpu++) {
-        if (CPU_ISSET(cpu, &allowed) && seen++ == k) {
-            CPU_ZERO(&one);
-            CPU_SET(cpu, &one);
-            if (sched_setaffinity(0, sizeof one, &one) != 0)
-                fprintf(stderr, "floor_spsc: pin to CPU %d: %s\n", cpu, strerror(errno));
-            return;
-        }
-    }
-}
 
 static void produce(struct ring *r, uint64_t count) {
     pin(1);
@@ -185,17 +147,6 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-static long parse_count(const char *flag, const char *v) {
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno != 0 || *end != '\0' || end == v || x < 1) {
-        fprintf(stderr, "floor_spsc: bad value for %s: %s\n", flag, v);
-        exit(2);
-    }
-    return x;
-}
-
 int main(int argc, char **argv) {
     long count = 5000000, runs = 3;
     for (int i = 1; i < argc; i++) {
@@ -205,9 +156,9 @@ int main(int argc, char **argv) {
         if (eq) v = eq + 1;
         else if (i + 1 < argc) v = argv[i + 1];
         if (len == strlen("--count") && strncmp(a, "--count", len) == 0 && v) {
-            count = parse_count("--count", v);
+            count = parse_count("--count", v, 1);
         } else if (len == strlen("--runs") && strncmp(a, "--runs", len) == 0 && v) {
-            runs = parse_count("--runs", v);
+            runs = parse_count("--runs", v, 1);
         } else {
             fprintf(stderr, "usage: floor_spsc [--count N] [--runs R]\n");
             return 2;
