@@ -96,7 +96,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Protocol, Self, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -302,6 +302,34 @@ class _Handle:
         """A snapshot of the ring's header and tables (like :func:`tachyon.inspect`)."""
         self._check_open("stats")
         return stats_of(self._seg)
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _liveness_range(self) -> tuple[int, int] | None:
+        """The byte range of the liveness lock this handle holds (ABI §9), if any."""
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        # Abandoned without close(): drop the liveness lock and the fd, as a
+        # crash would — subscribers then see a dead publisher, the producer
+        # reclaims a dead subscriber's entry. A publisher's name stays.
+        if getattr(self, "_closed", True) is False:
+            self._closed = True
+            try:
+                if (held := self._liveness_range()) is not None:
+                    _sys.ofd_unlock(self._seg.fd, *held)
+                self._seg.close()
+            except Exception:  # noqa: BLE001 - nothing sensible to do in a finaliser
+                pass
 
     def _check_open(self, op: str) -> None:
         if self._closed:
@@ -630,24 +658,8 @@ class Publisher(_Handle, Generic[P]):
         del self._stamps, self._msgs
         self._seg.close()
 
-    def __enter__(self) -> Publisher[P]:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Abandoned without close(): drop the liveness lock (subscribers then
-        # see a dead publisher) and the fd; the name stays, like a crash.
-        if getattr(self, "_closed", True) is False:
-            self._closed = True
-            try:
-                _sys.ofd_unlock(self._seg.fd, abi.PROD_LOCK_START, abi.PROD_LOCK_LEN)
-                self._seg.close()
-            except Exception:  # noqa: BLE001 - nothing sensible to do in a finaliser
-                pass
+    def _liveness_range(self) -> tuple[int, int] | None:
+        return abi.PROD_LOCK_START, abi.PROD_LOCK_LEN
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"published={self._cursor}"
@@ -1232,25 +1244,8 @@ class Subscriber(_Handle, Generic[R]):
         del self._stamps
         seg.close()
 
-    def __enter__(self) -> Subscriber[R]:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        # Abandoned without close(): drop the entry's liveness lock so the
-        # producer reclaims it as dead, and the fd.
-        if getattr(self, "_closed", True) is False:
-            self._closed = True
-            try:
-                if self._idx >= 0:
-                    _sys.ofd_unlock(self._seg.fd, self._entry, abi.ENTRY_SIZE)
-                self._seg.close()
-            except Exception:  # noqa: BLE001 - nothing sensible to do in a finaliser
-                pass
+    def _liveness_range(self) -> tuple[int, int] | None:
+        return (self._entry, abi.ENTRY_SIZE) if self._idx >= 0 else None
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"entry={self._idx} received={self._received} dropped={self._dropped}"
