@@ -18,6 +18,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/tachyon-io/tachyon/examples/pipeline/peers"
 )
 
 func repoRoot(t *testing.T) string {
@@ -41,27 +43,16 @@ func TestSmoke(t *testing.T) {
 		}
 		return nil
 	}
-	python := filepath.Join(top, ".venv", "bin", "python")
-	_, err := os.Stat(python)
-	require.NoError(t, err, "the benchmarks need the project venv: run `make venv` (make test does)")
-
 	// Build everything the harness runs, in parallel where it can be.
 	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	goBuild := func(out, pkg string) { wg.Go(func() { errs <- run("go", "build", "-o", out, pkg) }) }
-	goBuild(bin("bench"), "./bench")
-	goBuild(bin("gopeer"), "./examples/pipeline/gopeer")
+	errs := make(chan error, 4)
+	var ps peers.Set
 	wg.Go(func() {
-		if err := run("go", "build", "-o", bin("tachyon-gen"), "./cmd/tachyon-gen"); err != nil {
-			errs <- err
-			return
-		}
-		if err := run(bin("tachyon-gen"), "generate", "--cpp-out", bin("cpp"), "--py-out", bin("python"), "examples/Message.tsch"); err != nil {
-			errs <- err
-			return
-		}
-		errs <- run("g++", "-std=c++20", "-O2", "-Iruntime/cpp/include", "-I"+bin("cpp"), "examples/pipeline/cpppeer.cpp", "-o", bin("cpppeer"))
+		var err error
+		ps, err = peers.Build(top, dir)
+		errs <- err
 	})
+	wg.Go(func() { errs <- run("go", "build", "-o", bin("bench"), "./bench") })
 	for _, floor := range []string{"floor_pingpong", "floor_spsc"} {
 		wg.Go(func() {
 			errs <- run("cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "runtime/cpp/bench/"+floor+".c", "-o", bin(floor))
@@ -76,8 +67,8 @@ func TestSmoke(t *testing.T) {
 	results, svg := bin("results.json"), bin("latency.svg")
 	cmd := exec.Command(bin("bench"), "--smoke", "--out", results, "--svg", svg,
 		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
-		"--gopeer", bin("gopeer"), "--cpppeer", bin("cpppeer"), "--tachyon-gen", bin("tachyon-gen"),
-		"--python", python, "--python-gen", bin("python"))
+		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0], "--tachyon-gen", ps.TachyonGen,
+		"--python", ps.Python.Argv[0], "--python-gen", ps.PythonGen)
 	cmd.Dir = top
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -92,7 +83,7 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(data, &doc))
 	assert.Empty(t, doc.Missing, "every step must run")
-	for _, name := range []string{"floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns",
+	for _, name := range []string{"floor_rtt_p50_ns", "protocol_floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns",
 		"uds_rtt_p50_ns", "pipe_rtt_p50_ns", "floor_ring_msgs_per_s", "go_go_msgs_per_s", "go_python_msgs_per_s",
 		"mp_queue_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", "go_allocs_per_msg",
 		"generate_1000_s"} {

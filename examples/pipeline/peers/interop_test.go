@@ -34,74 +34,29 @@ func root(t testing.TB) string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-type built struct {
+var peerSet struct {
 	once sync.Once
+	set  peers.Set
 	err  error
-	go_  peers.Peer
-	cpp  peers.Peer
-	py   peers.Peer
 }
 
-var peerSet built
-
-// peerPrograms builds the Go and C++ peers and locates the Python one. The
-// Python peer runs in the project's venv, which `make test` creates (`make
-// venv`); without it the test fails and says so.
+// peerPrograms builds the three peers once per test binary (peers.Build),
+// into a directory removed when the process exits through TestMain.
 func peerPrograms(t *testing.T) (goPeer, cppPeer, pyPeer peers.Peer) {
 	t.Helper()
-	peerSet.once.Do(func() { peerSet.err = buildPeers(t) })
+	peerSet.once.Do(func() {
+		dir, err := os.MkdirTemp("", "tachyon-interop-")
+		if err != nil {
+			peerSet.err = err
+			return
+		}
+		cleanup = append(cleanup, func() { os.RemoveAll(dir) })
+		peerSet.set, peerSet.err = peers.Build(root(t), dir)
+	})
 	if peerSet.err != nil {
 		t.Fatal(peerSet.err)
 	}
-	return peerSet.go_, peerSet.cpp, peerSet.py
-}
-
-func buildPeers(t *testing.T) error {
-	dir, err := os.MkdirTemp("", "tachyon-interop-")
-	if err != nil {
-		return err
-	}
-	// One directory for the whole test binary: removed when the process
-	// exits through TestMain.
-	cleanup = append(cleanup, func() { os.RemoveAll(dir) })
-	top := root(t)
-	run := func(name string, args ...string) error {
-		cmd := exec.Command(name, args...)
-		cmd.Dir = top
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-		}
-		return nil
-	}
-	gen, gopeer, cpppeer := filepath.Join(dir, "tachyon-gen"), filepath.Join(dir, "gopeer"), filepath.Join(dir, "cpppeer")
-	var wg sync.WaitGroup
-	var goErr error
-	wg.Go(func() {
-		if goErr = run("go", "build", "-o", gen, "./cmd/tachyon-gen"); goErr == nil {
-			goErr = run(gen, "generate", "--py-out", filepath.Join(dir, "python"), "--cpp-out", filepath.Join(dir, "cpp"), "examples/Message.tsch")
-		}
-	})
-	if err := run("go", "build", "-o", gopeer, "./examples/pipeline/gopeer"); err != nil {
-		return err
-	}
-	wg.Wait()
-	if goErr != nil {
-		return goErr
-	}
-	if err := run("g++", "-std=c++20", "-O2", "-Wall", "-Wextra", "-Werror", "-Iruntime/cpp/include",
-		"-I"+filepath.Join(dir, "cpp"), "examples/pipeline/cpppeer.cpp", "-o", cpppeer); err != nil {
-		return err
-	}
-	peerSet.go_ = peers.Peer{Lang: "go", Argv: []string{gopeer}}
-	peerSet.cpp = peers.Peer{Lang: "cpp", Argv: []string{cpppeer}}
-	python := filepath.Join(top, ".venv", "bin", "python")
-	if _, err := os.Stat(python); err != nil {
-		return fmt.Errorf("the Python peer needs the project venv (%s): run `make venv` (make test does)", python)
-	}
-	peerSet.py = peers.Peer{Lang: "python", Argv: []string{python, filepath.Join(top, "examples", "pipeline", "pypeer.py"),
-		"--gen-dir", filepath.Join(dir, "python")}}
-	return nil
+	return peerSet.set.Go, peerSet.set.Cpp, peerSet.set.Python
 }
 
 var cleanup []func()
