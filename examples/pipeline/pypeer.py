@@ -96,9 +96,25 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def publish(tachyon: Any, Message: Any, a: argparse.Namespace) -> dict[str, Any]:
+def publish_pattern(pub: Any, dtype: Any, count: int) -> None:
+    """Publishes seqs 0..count-1 with the PEERS.md payload, CHUNK at a time (publish_array)."""
     import numpy as np
 
+    offsets = (np.arange(PAYLOAD, dtype=np.uint64) * np.uint64(7))[None, :]
+    chunk = np.zeros(min(CHUNK, max(count, 1)), dtype=dtype)
+    seq = 0
+    while seq < count:
+        k = min(len(chunk), count - seq)
+        part = chunk[:k]
+        seqs = np.arange(seq, seq + k, dtype=np.uint64)
+        part["seq"] = seqs
+        part["payload"] = (seqs[:, None] * np.uint64(131) + offsets) & np.uint64(0xFF)
+        part["timestamp_ns"] = time.time_ns()
+        pub.publish_array(part)
+        seq += k
+
+
+def publish(tachyon: Any, Message: Any, a: argparse.Namespace) -> dict[str, Any]:
     with tachyon.Publisher.create(
         a.ring,
         Message,
@@ -109,19 +125,8 @@ def publish(tachyon: Any, Message: Any, a: argparse.Namespace) -> dict[str, Any]
         timeout=a.timeout_s,
     ) as pub:
         pub.wait_subscribers(a.wait_subscribers, timeout=a.timeout_s)
-        offsets = (np.arange(PAYLOAD, dtype=np.uint64) * np.uint64(7))[None, :]
-        chunk = np.zeros(min(CHUNK, max(a.count, 1)), dtype=Message.DTYPE)
         start = time.perf_counter()
-        seq = 0
-        while seq < a.count:
-            k = min(len(chunk), a.count - seq)
-            part = chunk[:k]
-            seqs = np.arange(seq, seq + k, dtype=np.uint64)
-            part["seq"] = seqs
-            part["payload"] = (seqs[:, None] * np.uint64(131) + offsets) & np.uint64(0xFF)
-            part["timestamp_ns"] = time.time_ns()
-            pub.publish_array(part)
-            seq += k
+        publish_pattern(pub, Message.DTYPE, a.count)
         pub.flush()
         secs = time.perf_counter() - start
         return {

@@ -83,14 +83,14 @@ Message = load_message()
 _counter = 0
 
 
-def load_checker() -> Any:
-    """The peers' vectorised checks (examples/pipeline/pypeer.py Checker)."""
+def load_pypeer() -> Any:
+    """The Python peer (examples/pipeline/pypeer.py): its pattern publisher and vectorised checks."""
     spec = importlib.util.spec_from_file_location("pypeer", ROOT / "examples" / "pipeline" / "pypeer.py")
     if spec is None or spec.loader is None:
         raise RuntimeError("examples/pipeline/pypeer.py not found")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.Checker()
+    return mod
 
 
 def ring_name() -> str:
@@ -136,7 +136,7 @@ def native_to_python(peer: Path, count: int) -> float:
         text=True,
     )
     try:
-        chk = load_checker()
+        chk = load_pypeer().Checker()
         first = last = 0.0
         with tachyon.Subscriber.attach(name, Message, timeout=30) as sub:
             try:
@@ -167,20 +167,10 @@ def python_to_go(gopeer: Path, count: int) -> float:
         [str(gopeer), "sub", "--ring", name, "--timeout-s", "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
-        chunk = np.zeros(4096, dtype=Message.DTYPE)
-        offsets = np.arange(48, dtype=np.uint64) * np.uint64(7)
+        pypeer = load_pypeer()
         with tachyon.Publisher.create(name, Message, capacity=4096, batch=64, timeout=60) as pub:
             pub.wait_subscribers(1, timeout=30)
-            seq = 0
-            while seq < count:
-                k = min(len(chunk), count - seq)
-                part = chunk[:k]
-                seqs = np.arange(seq, seq + k, dtype=np.uint64)
-                part["seq"] = seqs
-                part["payload"] = (seqs[:, None] * np.uint64(131) + offsets) & np.uint64(0xFF)
-                part["timestamp_ns"] = time.time_ns()
-                pub.publish_array(part)
-                seq += k
+            pypeer.publish_pattern(pub, Message.DTYPE, count)
         s = peer_json(sub, 60)
     finally:
         sub.kill()
