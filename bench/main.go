@@ -185,8 +185,9 @@ func main() {
 	// every seq and payload byte like the Go and C++ peers.
 	step("Go->Python throughput", func() error { return peerThroughput(r, "go_python", gp, pp, streamMsgs) })
 	step("C++->Python throughput", func() error { return peerThroughput(r, "cpp_python", cp, pp, streamMsgs) })
-	step("Python ring throughput and by-hand baselines", func() error {
-		return mergeJSON(r, *python, "runtime/python/bench_ring.py", "--json", "--skip-native", quickFlag())
+	step("Python->Go throughput", func() error { return peerThroughput(r, "python_go", pp, gp, streamMsgs) })
+	step("Python by-hand baselines (multiprocessing)", func() error {
+		return mergeJSON(r, *python, "runtime/python/bench_ring.py", "--json", quickFlag())
 	})
 	step("NumPy decode vs struct loop", func() error {
 		sizes := []string{} // the full run: 10 M messages, as issue 3 asks
