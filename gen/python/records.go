@@ -311,20 +311,23 @@ func pyScalar(p schema.Primitive) string {
 	return "int"
 }
 
-func structCode(p schema.Primitive) string {
-	return map[schema.Primitive]string{
+// structCodes and dtypeCodes name each primitive in a struct format and a
+// NumPy dtype.
+var (
+	structCodes = map[schema.Primitive]string{
 		schema.Bool: "?", schema.Char: "s",
 		schema.U8: "B", schema.U16: "H", schema.U32: "I", schema.U64: "Q",
 		schema.I8: "b", schema.I16: "h", schema.I32: "i", schema.I64: "q",
 		schema.F32: "f", schema.F64: "d",
-	}[p]
-}
-
-func dtypeCode(p schema.Primitive) string {
-	return map[schema.Primitive]string{
+	}
+	dtypeCodes = map[schema.Primitive]string{
 		schema.Bool: "?", schema.Char: "S1",
 		schema.U8: "u1", schema.U16: "<u2", schema.U32: "<u4", schema.U64: "<u8",
 		schema.I8: "i1", schema.I16: "<i2", schema.I32: "<i4", schema.I64: "<i8",
 		schema.F32: "<f4", schema.F64: "<f8",
-	}[p]
-}
+	}
+)
+
+func structCode(p schema.Primitive) string { return structCodes[p] }
+
+func dtypeCode(p schema.Primitive) string { return dtypeCodes[p] }
