@@ -1118,25 +1118,32 @@ func TestCloseUnlinksOnlyItsOwnName(t *testing.T) {
 	assert.True(t, os.IsNotExist(err))
 }
 
-// TestWatchOffsets: a waiting reader loads one word of every cache line a
-// slot may span besides the stamp's (slots are 8-aligned, not line-aligned),
-// never a word outside the slot, and at most maxWatchLines words.
+// TestWatchOffsets: a waiting reader loads, beside the stamp, one word of
+// every other cache line a slot spans, wherever the slot starts (slots are
+// 8-aligned, not line-aligned), never a word outside the slot, and at most
+// maxWatchLines words; a slot spanning more lines is watched in its first
+// ones and its last. Checked against the lines each placement really spans.
 func TestWatchOffsets(t *testing.T) {
-	for _, tc := range []struct {
-		slot uint64
-		want []uint64
-	}{
-		{16, []uint64{8}},
-		{72, []uint64{64}}, // the seed message: stamp + 64 B
-		{128, []uint64{64, 120}},
-		{136, []uint64{64, 128}},
-		{1024, []uint64{64, 128, 192, 1016}},
-	} {
+	for size := uint64(16); size <= 1024; size += 8 {
 		var w [maxWatchLines]uint64
-		n := watchOffsets(&w, tc.slot)
-		require.Equal(t, tc.want, w[:n], "slot size %d", tc.slot)
+		n := watchOffsets(&w, size)
+		require.LessOrEqual(t, n, maxWatchLines)
 		for _, off := range w[:n] {
-			require.LessOrEqual(t, off+8, tc.slot, "slot size %d: offset %d leaves the slot", tc.slot, off)
+			require.LessOrEqual(t, off+8, size, "slot size %d: offset %d leaves the slot", size, off)
+			require.Zero(t, off%8, "slot size %d: offset %d is not 8-aligned", size, off)
+		}
+		for start := uint64(0); start < 64; start += 8 {
+			first, last := start/64, (start+size-1)/64
+			covered := map[uint64]bool{first: true} // the stamp's line
+			for _, off := range w[:n] {
+				covered[(start+off)/64] = true
+			}
+			require.True(t, covered[last], "slot size %d at %d: its last line is not watched", size, start)
+			if last-first+1 <= maxWatchLines {
+				for line := first; line <= last; line++ {
+					require.True(t, covered[line], "slot size %d at %d: line %d not watched", size, start, line)
+				}
+			}
 		}
 	}
 }
