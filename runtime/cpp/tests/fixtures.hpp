@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -120,6 +122,19 @@ struct alignas(8) Wide {
 };
 static_assert(sizeof(Wide) == 512);
 
+/// The third golden type: a message that fits one cache line with its stamp
+/// (the line slot layout's case).
+struct alignas(8) Small {
+    static constexpr std::uint64_t kFingerprint = 0x5a11000000000003ULL;
+    static constexpr std::uint32_t kTypeId = 3;
+    static constexpr std::size_t kSize = 16;
+    static constexpr std::size_t kAlign = 8;
+
+    std::uint64_t seq;
+    std::uint64_t value;
+};
+static_assert(sizeof(Small) == 16);
+
 struct alignas(64) Book {
     static constexpr std::uint64_t kFingerprint = 0xb00c000000000002ULL;
     static constexpr std::uint32_t kTypeId = 2;
@@ -195,11 +210,55 @@ inline std::uint64_t entry_off(std::uint64_t table_off, std::uint64_t i, std::ui
     return table_off + i * tachyon::abi::kEntrySize + field;
 }
 
+/// The geometry of a publisher's own ring, decoded from its header.
 template <class T>
-std::uint64_t table_off(const Publisher<T>& pub) {
+tachyon::abi::Geometry geometry(const Publisher<T>& pub) {
     const auto d = tachyon::abi::decode_header(pub.segment_bytes().first(tachyon::abi::kHeaderSize));
     check_eq(d.error, Errc::ok, "own header");
-    return d.header.geo.table_off;
+    return d.header.geo;
+}
+
+template <class T>
+std::uint64_t table_off(const Publisher<T>& pub) {
+    return geometry(pub).table_off;
+}
+
+/// Whether entry i of a publisher's ring is evicted (ABI.md §5.5): its
+/// eviction word holds its generation.
+template <class T>
+bool entry_evicted(const Publisher<T>& pub, std::uint64_t i) {
+    namespace abi = tachyon::abi;
+    const auto g = geometry(pub);
+    return shared_u64(pub, g.evict_word_off(i)).load() == shared_u64(pub, g.entry_off(i) + abi::kEntGen).load();
+}
+
+/// Sets an environment variable for a scope (single-threaded tests only).
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        ::setenv(name, value, 1);
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+    ~ScopedEnv() {
+        if (old_) ::setenv(name_, old_->c_str(), 1);
+        else ::unsetenv(name_);
+    }
+
+private:
+    const char* name_;
+    std::optional<std::string> old_;
+};
+
+/// The uid and gid of `nobody`, whom tests switch a forked child to.
+inline constexpr uid_t kNobody = 65534;
+
+/// In a forked child: becomes `nobody` (needs root), keeping the group.
+inline void become_nobody() {
+    const bool ok = ::setgroups(0, nullptr) == 0 && ::setgid(kNobody) == 0 && ::setuid(kNobody) == 0;
+    const int err = errno;
+    check(ok, std::string("switch to uid 65534: ") + std::strerror(err));
 }
 
 template <class T>

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
+#include <string>
+#include <thread>
 #include <utility>
 
 #include "tachyon/abi.hpp"
@@ -20,10 +22,22 @@ namespace tachyon {
 
 namespace detail {
 
-/// The untyped subscriber side of ABI.md §8.4-8.6. Single-threaded.
+/// x - y, or 0 when y > x.
+[[nodiscard]] constexpr std::uint64_t sat_sub(std::uint64_t x, std::uint64_t y) noexcept { return x > y ? x - y : 0; }
+
+/// The untyped subscriber side of ABI.md §8.3-8.7. Single-threaded.
 class Consumer {
 public:
     static constexpr std::uint64_t kStatsEvery = 256;
+    /// How long a Block producer must stay idle before a membarrier-less
+    /// registrant takes its next epoch load as certain to see the new epoch,
+    /// and how long a moving tail may go without an acknowledgement (§8.4
+    /// step 4).
+    static constexpr std::chrono::milliseconds kIdleProof{100};
+    static constexpr std::chrono::seconds kAckTimeout{1};
+    /// A membarrier-less subscriber's longest sleep until the producer has
+    /// switched to strong fences for it (§8.6).
+    static constexpr std::chrono::milliseconds kStrongPendingSleep{1};
 
     /// Registers (§8.4) on an opened segment; throws on failure.
     Consumer(Segment seg, const SubscribeOptions& o) : s_(std::move(seg)) {
@@ -38,6 +52,8 @@ public:
         capacity_ = g.capacity;
         window_ = o.max_lag == 0 ? g.capacity : o.max_lag;
         spin_ = std::max(o.spin, 0);
+        asym_ = s_.header().asym_fences;
+        strong_ = !asym_ || !membarrier_registered();
         // The words peek() loads beside the stamp: one in each further cache
         // line the slot may span, up to kWatchLines, and the slot's last
         // word. None under TSan, where those loads would race (by design:
@@ -47,7 +63,7 @@ public:
             if (n_watch_ == 0 || watch_[n_watch_ - 1] != slot_size_ - 8) watch_[n_watch_++] = slot_size_ - 8;
         }
         if (!s_.lock_registry(1s))
-            raise(Errc::timeout, "attach", s_.name(), {"registry lock held for 1s"});
+            raise(Errc::timeout, "attach", s_.name(), {"registry lock held by another process for 1s"});
         struct Unlock {
             const Segment& s;
             ~Unlock() { s.unlock_registry(); }
@@ -59,71 +75,8 @@ public:
         idx_ = static_cast<std::uint64_t>(idx);
         const std::uint64_t e = g.entry_off(idx_);
         head_off_ = e + abi::kEntHead;
-        sleep_off_ = g.sleepers_off + 4 * idx_;
-        // A resumed entry's last position and counters (§8.4 step 3):
-        // untrusted numbers, each loaded once, before the entry is reset.
-        std::uint64_t last = 0, join = 0, received = 0, dropped = 0;
-        if (resume) {
-            last = s_.u64(head_off_).load(std::memory_order_acquire);
-            join = s_.u64(e + abi::kEntJoin).load(std::memory_order_acquire);
-            received = s_.u64(e + abi::kEntReceived).load(std::memory_order_acquire);
-            dropped = s_.u64(e + abi::kEntDropped).load(std::memory_order_acquire);
-        }
-        // Registry writes (we hold the flock; seq_cst stores). A reclaimed
-        // entry is first made non-active so the producer stops reading it.
-        gen_ = s_.u64(e + abi::kEntGen).load(std::memory_order_acquire) + 1;
-        s_.u32(e + abi::kEntState).store(abi::kEntFree, std::memory_order_seq_cst);
-        s_.u64(e + abi::kEntGen).store(gen_, std::memory_order_seq_cst);
-        const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);  // pairs with the tail store
-        s_.u64(head_off_).store(t, std::memory_order_seq_cst);
-        s_.u64(e + abi::kEntReceived).store(received, std::memory_order_release);
-        s_.u64(e + abi::kEntDropped).store(dropped, std::memory_order_release);
-        s_.u64(e + abi::kEntKey).store(key, std::memory_order_release);
-        s_.u64(e + abi::kEntHeartbeat).store(mono_now(), std::memory_order_release);
-        s_.u32(e + abi::kEntPid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_release);
-        s_.u64(e + abi::kEntStartTime).store(process_start_time(), std::memory_order_release);
-        s_.u64(e + abi::kEntMaxLag).store(o.max_lag, std::memory_order_seq_cst);
-        s_.u64(e + abi::kEntJoin).store(t, std::memory_order_release);
-        s_.u32(sleep_off_).store(0, std::memory_order_release);
-        // After head and max_lag (release; pairs with the producer's scan
-        // loading state before max_lag and head).
-        s_.u32(e + abi::kEntState).store(abi::kEntActive, std::memory_order_seq_cst);
-        // H5: store the epoch, then load the tail (seq_cst); pairs with the
-        // producer's tail store, then epoch load.
-        auto epoch = s_.u64(abi::kOffRegEpoch);
-        epoch.store(epoch.load(std::memory_order_acquire) + 1, std::memory_order_seq_cst);
-        const std::uint64_t t2 = s_.u64(abi::kOffTail).load(std::memory_order_seq_cst);
-        std::uint64_t from = t2;
-        if (resume && join <= last && last <= t2 && dropped <= last - join) {
-            // Resume (§8.4 step 4). Progress a dead owner had not flushed
-            // counts as received. The producer may have committed a batch
-            // beyond T2 and writes at most one more before it sees us, so
-            // indices from T2 + 2*batch - capacity on are intact; older
-            // ones may have been overwritten while the entry was idle.
-            received = last - join - dropped;
-            if (o.start == Start::last) {
-                const std::uint64_t intact = t2 + 2 * std::uint64_t{s_.header().batch};
-                from = std::max(last, intact > capacity_ ? intact - capacity_ : 0);
-            }
-            dropped += from - last;
-        } else {
-            // Fresh, or an entry whose numbers do not add up: start over.
-            join = t2;
-            received = dropped = 0;
-        }
-        s_.u64(head_off_).store(from, std::memory_order_seq_cst);
-        s_.u64(e + abi::kEntJoin).store(join, std::memory_order_release);
-        s_.u64(e + abi::kEntReceived).store(received, std::memory_order_release);
-        s_.u64(e + abi::kEntDropped).store(dropped, std::memory_order_release);
-        head_ = from;
-        // T2 is a loaded tail like any other: a later one below it is
-        // corruption (§8.5).
-        tail_ = loaded_ = t2;
-        join_ = join;
-        received_ = received;
-        dropped_ = dropped;
-        // H2: head stored above, then prod_sleeping (seq_cst).
-        if (s_.u32(abi::kOffProdSleeping).load(std::memory_order_seq_cst) != 0) wake_producer();
+        sleep_off_ = g.sleeper_off(idx_);
+        enroll(o, key, resume);
     }
 
     Consumer(const Consumer&) = delete;
@@ -183,7 +136,7 @@ public:
         // Take all that is published (acquire; pairs with the tail store).
         // An untrusted value like any: a tail that moved back is corrupt.
         const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
-        if (t < loaded_) return Errc::corrupt;
+        if (t < loaded_) return tail_moved_back(t);
         loaded_ = t;
         tail_ = std::max(tail_, t);
         std::uint64_t n = std::min({tail_ - head_, std::max<std::uint64_t>(max_n, 1), capacity_ - (head_ & mask_)});
@@ -244,17 +197,17 @@ public:
             if (now >= deadline) return Errc::timeout;
             std::chrono::nanoseconds sleep = kWatchdog;
             if (deadline != Clock::time_point::max()) sleep = std::min<std::chrono::nanoseconds>(sleep, deadline - now + 1ms);
-            flush_stats();
-            // H1 (seq_cst): store our sleeper flag, then load the tail;
-            // pairs with the producer's tail store, then flag loads.
-            s_.u32(sleep_off_).store(1, std::memory_order_seq_cst);
-            const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_seq_cst);
-            if (t <= head_) {
-                if (futex_wait(s_.futex_word(abi::kOffTail), static_cast<std::uint32_t>(t), sleep)) {
-                    ++watchdog_fires_;
-                }
+            if (strong_ && asym_ &&
+                s_.u32(abi::kOffProdFences).load(std::memory_order_acquire) != abi::kProdFencesStrong) {
+                // The producer has not switched to strong fences for us yet:
+                // a wake-up could be lost, so sleep briefly (§8.6).
+                sleep = std::min<std::chrono::nanoseconds>(sleep, kStrongPendingSleep);
             }
-            s_.u32(sleep_off_).store(0, std::memory_order_release);  // read by the producer's H1 loads
+            flush_stats();
+            hook("wait:park");
+            const Result<bool> ready = park(sleep);
+            if (!ready) return ready.error();
+            if (*ready) return Errc::ok;
         }
     }
 
@@ -268,7 +221,10 @@ public:
         s_.u64(e + abi::kEntHeartbeat).store(mono_now(), std::memory_order_release);
     }
 
-    /// Detaches (§8.6). Idempotent.
+    /// Detaches (§8.7). If the registry lock cannot be had (another process
+    /// holds it), the entry is left as it is and only its liveness lock is
+    /// dropped: the producer reclaims it as dead, so a lock held by someone
+    /// else never makes the producer wait for us. Idempotent.
     void close() noexcept {
         if (closed_) return;
         flush_stats();
@@ -276,18 +232,20 @@ public:
         s_.u32(sleep_off_).store(0, std::memory_order_release);
         if (s_.lock_registry(1s)) {
             const std::uint64_t e = s_.geo().entry_off(idx_);
-            const std::uint64_t gen = s_.u64(e + abi::kEntGen).load(std::memory_order_acquire);
-            const std::uint32_t st = s_.u32(e + abi::kEntState).load(std::memory_order_acquire);
-            if ((gen == gen_ && st == abi::kEntActive) || (gen == gen_ + 1 && st == abi::kEntEvicted)) {
-                s_.u64(e + abi::kEntGen).store(gen + 1, std::memory_order_seq_cst);
-                // H3: state = free, then prod_sleeping (seq_cst).
-                s_.u32(e + abi::kEntState).store(abi::kEntFree, std::memory_order_seq_cst);
+            // Ours while our generation is there: nobody else could take the
+            // entry while we held its liveness lock.
+            if (s_.u64(e + abi::kEntGen).load(std::memory_order_acquire) == gen_ &&
+                s_.u32(e + abi::kEntState).load(std::memory_order_acquire) != abi::kEntFree) {
+                s_.u64(e + abi::kEntGen).store(gen_ + 1, std::memory_order_release);
+                // H3: state = free, a full fence, then prod_sleeping: a
+                // producer parked on this entry must not wait for us.
+                s_.u32(e + abi::kEntState).store(abi::kEntFree, std::memory_order_release);
+                full_fence();
                 auto epoch = s_.u64(abi::kOffRegEpoch);
-                epoch.store(epoch.load(std::memory_order_acquire) + 1, std::memory_order_seq_cst);
-                if (s_.u32(abi::kOffProdSleeping).load(std::memory_order_seq_cst) != 0 &&
-                    s_.u32(abi::kOffProdWaitEntry).load(std::memory_order_acquire) == idx_) {
-                    futex_wake(s_.futex_word(head_off_), 1);
-                }
+                epoch.store(epoch.load(std::memory_order_acquire) + 1, std::memory_order_release);  // flock holder
+                if (s_.u32(abi::kOffProdSleeping).load(std::memory_order_acquire) != 0 &&
+                    s_.u32(abi::kOffProdWaitEntry).load(std::memory_order_acquire) == idx_)
+                    wake_producer_now();
             }
             s_.unlock_registry();
         }
@@ -295,11 +253,15 @@ public:
         s_.release();
     }
 
+    [[nodiscard]] std::string describe(Errc e) const { return note_.describe(e, "receive", name_); }
     [[nodiscard]] std::uint64_t received() const noexcept { return received_; }
     [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
     [[nodiscard]] std::uint64_t head() const noexcept { return head_; }
+    [[nodiscard]] std::uint64_t entry() const noexcept { return idx_; }
     [[nodiscard]] std::uint64_t slot_stride() const noexcept { return slot_size_; }
     [[nodiscard]] std::uint64_t watchdog_fires() const noexcept { return watchdog_fires_; }
+    [[nodiscard]] std::uint64_t lost_wakeups() const noexcept { return lost_wakeups_; }
+    [[nodiscard]] bool strong_fences() const noexcept { return strong_; }
     [[nodiscard]] std::uint64_t lag() const noexcept {
         if (closed_) return 0;
         const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
@@ -338,6 +300,134 @@ private:
         return {-1, false};
     }
 
+    /// Steps 3 to 5 of a registration (§8.4) on the locked entry: join at a
+    /// provisional head, the epoch handshake with the producer, then the
+    /// final head and state. The registry lock is held; every store here is
+    /// a registry or owner write of this entry (release stores).
+    void enroll(const SubscribeOptions& o, std::uint64_t key, bool resume) {
+        const std::uint64_t e = s_.geo().entry_off(idx_);
+        const std::uint64_t k = s_.header().batch;
+        const bool at_last = o.start == Start::last;
+        // A resumed entry's last position and counters: untrusted numbers,
+        // each loaded once, before the entry is reset.
+        std::uint64_t last = 0, join = 0, received = 0, dropped = 0;
+        if (resume) {
+            last = s_.u64(head_off_).load(std::memory_order_acquire);
+            join = s_.u64(e + abi::kEntJoin).load(std::memory_order_acquire);
+            received = s_.u64(e + abi::kEntReceived).load(std::memory_order_acquire);
+            dropped = s_.u64(e + abi::kEntDropped).load(std::memory_order_acquire);
+        }
+        // Whether the entry's numbers add up against a tail t: a head at most
+        // one batch beyond the published tail (a reader may consume
+        // committed slots before the tail covers them, §8.5 step 1a).
+        const auto resumable = [&](std::uint64_t t) {
+            return resume && join <= last && (last <= t || last - t <= k) && dropped <= last - join;
+        };
+        // The oldest index still intact when the producer had published t:
+        // sat(t + 2k - capacity), without overflow (2k <= capacity).
+        const auto intact_from = [&](std::uint64_t t) {
+            return t >= capacity_ ? t - capacity_ + 2 * k : sat_sub(t + 2 * k, capacity_);
+        };
+        // Step 3: join at a provisional head never above the final one, so a
+        // producer that rescans between the two stores never overwrites what
+        // the final head keeps (race 5).
+        gen_ = s_.u64(e + abi::kEntGen).load(std::memory_order_acquire) + 1;
+        s_.u32(e + abi::kEntState).store(abi::kEntFree, std::memory_order_release);
+        s_.u64(e + abi::kEntGen).store(gen_, std::memory_order_release);
+        const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
+        const std::uint64_t provisional = resumable(t) && at_last ? std::max(last, intact_from(t)) : t;
+        s_.u64(head_off_).store(provisional, std::memory_order_release);
+        s_.u64(e + abi::kEntReceived).store(0, std::memory_order_release);
+        s_.u64(e + abi::kEntDropped).store(0, std::memory_order_release);
+        s_.u64(e + abi::kEntKey).store(key, std::memory_order_release);
+        s_.u64(e + abi::kEntHeartbeat).store(mono_now(), std::memory_order_release);
+        s_.u32(e + abi::kEntPid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_release);
+        s_.u64(e + abi::kEntStartTime).store(process_start_time(), std::memory_order_release);
+        s_.u64(e + abi::kEntMaxLag).store(o.max_lag, std::memory_order_release);
+        s_.u64(e + abi::kEntJoin).store(provisional, std::memory_order_release);
+        s_.u32(e + abi::kEntFlags).store(asym_ && strong_ ? abi::kEntFlagStrong : 0, std::memory_order_release);
+        s_.u32(sleep_off_).store(0, std::memory_order_release);
+        // After head and max_lag (release; pairs with the producer's scan
+        // loading state before max_lag and head).
+        s_.u32(e + abi::kEntState).store(abi::kEntJoining, std::memory_order_release);
+        hook("register:joining");
+        // Step 4, H5: store the epoch, then load the tail. The producer stores
+        // the tail, then loads the epoch: either it sees our epoch at its next
+        // publication and rescans (seeing the provisional head) before it
+        // claims again, or it had published at most t2 and committed at most
+        // t2+k-1, and writes at most k more before that rescan.
+        auto epoch_ref = s_.u64(abi::kOffRegEpoch);
+        const std::uint64_t epoch = epoch_ref.load(std::memory_order_acquire) + 1;
+        epoch_ref.store(epoch, std::memory_order_release);  // flock holder: no RMW needed
+        full_fence();
+        if (asym_ && !strong_) {
+            heavy_barrier();  // the producer's tail store and epoch load have no fence
+        } else if (asym_) {
+            await_ack(epoch);
+        }
+        hook("register:epoch");
+        const std::uint64_t t2 = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
+        std::uint64_t from = t2;
+        if (resumable(t2)) {
+            // Resume. Progress a dead owner had not flushed counts as
+            // received, so that received + dropped == head - join holds.
+            received = last - join - dropped;
+            from = at_last ? std::max(last, intact_from(t2)) : std::max(t2, last);
+            dropped += from - last;
+        } else {
+            // Fresh, or an entry whose numbers do not add up: start over.
+            join = t2;
+            received = dropped = 0;
+        }
+        s_.u64(head_off_).store(from, std::memory_order_release);
+        s_.u64(e + abi::kEntJoin).store(join, std::memory_order_release);
+        s_.u64(e + abi::kEntDropped).store(dropped, std::memory_order_release);
+        s_.u64(e + abi::kEntReceived).store(received, std::memory_order_release);
+        s_.u32(e + abi::kEntState).store(abi::kEntActive, std::memory_order_release);
+        head_ = from;
+        // t2 is a loaded tail like any other: a later one below it is
+        // corruption (§8.5).
+        tail_ = loaded_ = t2;
+        join_ = join;
+        received_ = received;
+        dropped_ = dropped;
+        // Step 5: a producer parked on our provisional head may go on now.
+        full_fence();
+        if (s_.u32(abi::kOffProdSleeping).load(std::memory_order_acquire) != 0 &&
+            s_.u32(abi::kOffProdWaitEntry).load(std::memory_order_acquire) == idx_)
+            wake_producer_now();
+    }
+
+    /// Step 4 of a membarrier-less registrant on an asymmetric ring (§8.6):
+    /// the producer's hot side has no fence, so before the tail it loads can
+    /// bound what was overwritten, the producer must have scanned the table
+    /// since our epoch (it is strong from then on), or be idle long enough
+    /// that its next epoch load cannot miss ours, or be gone.
+    void await_ack(std::uint64_t epoch) {
+        const auto start = Clock::now();
+        std::uint64_t last = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
+        auto since = start;
+        for (;;) {
+            // Acquire; pairs with the producer's release of scan_epoch after
+            // its table loads.
+            if (s_.u64(abi::kOffProdScanEpoch).load(std::memory_order_acquire) >= epoch) return;
+            const auto now = Clock::now();
+            if (const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire); t != last) {
+                last = t;
+                since = now;
+            } else if (now - since >= kIdleProof ||
+                       s_.u32(abi::kOffProdState).load(std::memory_order_acquire) != abi::kProdActive ||
+                       !s_.producer_alive()) {
+                return;
+            }
+            if (now - start > kAckTimeout)
+                raise(Errc::timeout, "attach", s_.name(),
+                      {"the publisher kept publishing for 1s without acknowledging a membarrier-less subscriber "
+                       "(ABI.md §8.6)"});
+            std::this_thread::sleep_for(100us);
+        }
+    }
+
     [[nodiscard]] std::atomic_ref<std::uint64_t> stamp(std::uint64_t idx) const noexcept {
         return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(slots_ + (idx & mask_) * slot_size_));
     }
@@ -345,12 +435,22 @@ private:
         return slots_ + (idx & mask_) * slot_size_ + msg_off_;
     }
 
-    [[nodiscard]] bool evicted() const noexcept {
-        // Our own generation (acquire; pairs with the evictor's store).
-        return s_.u64(s_.geo().entry_off(idx_) + abi::kEntGen).load(std::memory_order_acquire) != gen_;
+    /// Whether the producer evicted or reclaimed this subscriber: its
+    /// eviction word names our generation (or someone rewrote our
+    /// generation, which only a hostile process does). Acquire loads; pair
+    /// with the producer's eviction store.
+    [[nodiscard]] bool is_evicted() const noexcept {
+        return s_.u64(s_.geo().evict_word_off(idx_)).load(std::memory_order_acquire) == gen_ ||
+               s_.u64(s_.geo().entry_off(idx_) + abi::kEntGen).load(std::memory_order_acquire) != gen_;
     }
 
-    /// How many messages are readable from head (§8.5 steps 1-2).
+    [[gnu::cold]] Errc evicted() noexcept {
+        return note_.note(Errc::evicted, "receive", name_, {"entry ", Num(idx_), ", generation ", Num(gen_)});
+    }
+    [[gnu::cold]] Errc tail_moved_back(std::uint64_t t) noexcept {
+        return note_.note(Errc::corrupt, "receive", name_, {"tail moved back from ", Num(loaded_), " to ", Num(t)});
+    }
+
     /// Whether head's slot holds its committed message, loading that slot
     /// only: its stamp, then one word of every other cache line it spans.
     /// A reader waiting this way holds all the slot's lines, so they move to
@@ -360,14 +460,12 @@ private:
     /// cannot see older data than the stamp load did.
     [[nodiscard]] bool peek() const noexcept {
         std::byte* p = slots_ + (head_ & mask_) * slot_size_;
-        const auto word = [p](std::uint64_t off) {
-            return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p + off)).load(std::memory_order_acquire);
-        };
-        const bool ready = word(0) == 2 * head_ + 2;
-        for (std::size_t i = 0; i < n_watch_; ++i) (void)word(watch_[i]);
+        const bool ready = word_at(p).load(std::memory_order_acquire) == 2 * head_ + 2;
+        for (std::size_t i = 0; i < n_watch_; ++i) (void)word_at(p + watch_[i]).load(std::memory_order_acquire);
         return ready;
     }
 
+    /// How many messages are readable from head (§8.5 steps 1-2).
     [[nodiscard]] Result<std::uint64_t> poll() noexcept {
         if (head_ >= tail_) {
             // Step 1a, for a window of the whole ring (unlimited, or
@@ -375,18 +473,27 @@ private:
             // lap): index head's committed stamp (acquire; pairs with the
             // commit store) proves it complete before tail covers it.
             if (window_ == capacity_ && stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2) {
-                if (evicted()) return Errc::evicted;
+                if (is_evicted()) return evicted();
                 tail_ = head_ + 1;
                 return std::uint64_t{1};
             }
             // Tail load (acquire): every slot below it is committed. Pairs
             // with the producer's tail store.
             const std::uint64_t t = s_.u64(abi::kOffTail).load(std::memory_order_acquire);
-            if (t < loaded_) return Errc::corrupt;  // the tail moved back
+            if (t < loaded_) return tail_moved_back(t);
             loaded_ = t;
-            if (evicted()) return Errc::evicted;
+            if (is_evicted()) return evicted();
             tail_ = std::max(tail_, t);
-            if (tail_ <= head_) return std::uint64_t{0};
+            if (tail_ <= head_) {
+                // Step 1b: caught up with the published tail, a lossy
+                // subscriber may still read a message a batching producer
+                // committed and holds back (its lag is then below batch).
+                if (window_ < capacity_ && stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2) {
+                    tail_ = head_ + 1;
+                    return std::uint64_t{1};
+                }
+                return std::uint64_t{0};
+            }
         }
         std::uint64_t n = tail_ - head_;
         if (n > window_) {
@@ -401,7 +508,11 @@ private:
 
     /// A slot whose stamp is not 2h+2: lapped (counted) or corrupt.
     [[nodiscard]] Errc skip_lapped(std::uint64_t st) noexcept {
-        if (st < 2 * head_ + 2) return Errc::corrupt;
+        const std::uint64_t want = 2 * head_ + 2;
+        if (st < want)
+            return note_.note(Errc::corrupt, "receive", name_,
+                              {"slot ", Num(head_ & mask_), " stamp ", Num(st), ", want >= ", Num(want), " (index ",
+                               Num(head_), ")"});
         const std::uint64_t j = (st - 1) >> 1;
         std::uint64_t next = head_ + 1;
         if (j >= capacity_ && j + 1 - capacity_ > next) next = j + 1 - capacity_;
@@ -412,47 +523,96 @@ private:
     }
 
     void store_head() noexcept {
-        // H2 store (seq_cst): a release of every slot below head (pairs
-        // with the producer's head load in scan), then the StoreLoad before
-        // the prod_sleeping load.
-        s_.u64(head_off_).store(head_, std::memory_order_seq_cst);
-        if (s_.u32(abi::kOffProdSleeping).load(std::memory_order_seq_cst) != 0) wake_producer();
+        // H2, light or strong side: the head store (a release of every slot
+        // below head; pairs with the producer's head load in scan), then
+        // prod_sleeping. Strong: a full fence between them; on an asymmetric
+        // ring the parking producer's membarrier stands in for it.
+        s_.u64(head_off_).store(head_, std::memory_order_release);
+        if (strong_) full_fence(); else light_fence();
+        if (s_.u32(abi::kOffProdSleeping).load(std::memory_order_acquire) != 0) wake_producer();
         if (++since_stats_ >= kStatsEvery) flush_stats();
     }
 
+    /// Wakes a parked producer that waits on this entry once head reached
+    /// its wake condition (loads after prod_sleeping, acquire; the producer
+    /// stored them before its flag).
     void wake_producer() noexcept {
-        // Loads after prod_sleeping (acquire; the producer stored them
-        // before its flag).
         if (s_.u32(abi::kOffProdWaitEntry).load(std::memory_order_acquire) == idx_ &&
             head_ >= s_.u64(abi::kOffProdWaitHead).load(std::memory_order_acquire)) {
-            futex_wake(s_.futex_word(head_off_), 1);
+            wake_producer_now();
         }
     }
 
+    /// Advances this entry's wake eventcount (we are its only writer) and
+    /// wakes the producer parked on it.
+    void wake_producer_now() noexcept { advance_and_wake(s_.futex_word(s_.geo().entry_off(idx_) + abi::kEntWake), 1); }
+
     /// Why no message will come (closed, publisher_dead, evicted), or ok.
     [[nodiscard]] Errc terminal(bool check_alive) noexcept {
-        const std::uint64_t e = s_.geo().entry_off(idx_);
-        if (s_.u64(e + abi::kEntGen).load(std::memory_order_acquire) != gen_ ||
-            s_.u32(e + abi::kEntState).load(std::memory_order_acquire) != abi::kEntActive) {
-            return Errc::evicted;
-        }
+        if (is_evicted()) return evicted();
         Errc cause = Errc::ok;
-        // H4: prod_state (seq_cst), then reload the tail.
-        if (s_.u32(abi::kOffProdState).load(std::memory_order_seq_cst) == abi::kProdClosed) {
+        // H4: prod_state, then reload the tail (acquire loads).
+        if (s_.u32(abi::kOffProdState).load(std::memory_order_acquire) == abi::kProdClosed) {
             cause = Errc::closed;
         } else if (check_alive && !s_.producer_alive()) {
             cause = Errc::publisher_dead;
         }
         if (cause == Errc::ok) return Errc::ok;
-        if (s_.u64(abi::kOffTail).load(std::memory_order_seq_cst) > head_) return Errc::ok;  // drain first
+        // Closed is stored after the final tail, and a dead producer's tail
+        // is final: deliver everything first. A dead batching producer may
+        // also have committed messages it never published: the stamp of
+        // head tells.
+        if (s_.u64(abi::kOffTail).load(std::memory_order_acquire) > head_ ||
+            stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2)
+            return Errc::ok;
+        if (cause == Errc::publisher_dead)
+            return note_.note(cause, "receive", name_, {"its liveness lock is free and everything it published was delivered"});
         return cause;
     }
 
+    /// One sleep of wait (H1, heavy side): ready when a message appeared
+    /// while it announced itself, an error if the re-poll found one.
+    [[nodiscard]] Result<bool> park(std::chrono::nanoseconds sleep) noexcept {
+        // Store our sleeper flag; a full fence (and, on an asymmetric ring
+        // whose producer stores tail and stamps without one, a membarrier);
+        // then load the eventcount and re-poll: the tail, and the stamp of
+        // head (a message a batching producer holds back, step 1b). The
+        // producer stores tail or a stamp, then loads the flags, and if it
+        // sees ours advances the eventcount and wakes it: either we see its
+        // store here, or FUTEX_WAIT sees the new count.
+        auto flag = s_.u32(sleep_off_);
+        flag.store(1, std::memory_order_release);
+        full_fence();
+        if (asym_ && !strong_) heavy_barrier();
+        std::uint32_t* notify = s_.futex_word(abi::kOffNotify);
+        const std::uint32_t n = std::atomic_ref<std::uint32_t>(*notify).load(std::memory_order_acquire);
+        struct Lower {
+            std::atomic_ref<std::uint32_t>& flag;
+            ~Lower() { flag.store(0, std::memory_order_release); }  // read by the producer's H1 loads
+        } lower{flag};
+        const Result<std::uint64_t> r = poll();
+        if (!r) return r.error();
+        if (*r > 0) return true;
+        if (s_.u32(abi::kOffProdState).load(std::memory_order_acquire) == abi::kProdClosed || is_evicted())
+            return false;  // wait's next turn reports it
+        if (futex_wait(notify, n, sleep)) {
+            ++watchdog_fires_;
+            if (s_.u64(abi::kOffTail).load(std::memory_order_acquire) > head_ ||
+                stamp(head_).load(std::memory_order_acquire) == 2 * head_ + 2)
+                ++lost_wakeups_;
+        }
+        return false;
+    }
+
     Segment s_;
+    std::string name_ = s_.name();
+    ErrorNote note_;
     std::byte* slots_ = nullptr;
     std::uint64_t slot_size_ = 0, msg_off_ = 0, mask_ = 0, capacity_ = 0, window_ = 0;
     std::uint64_t idx_ = 0, gen_ = 0, head_off_ = 0, sleep_off_ = 0;
     int spin_ = kDefaultSpin;
+    bool asym_ = false;   // the ring uses asymmetric fences
+    bool strong_ = true;  // this subscriber fences its head stores (cannot issue membarrier, §8.6)
     static constexpr std::size_t kWatchLines = 4;
     std::array<std::uint64_t, kWatchLines> watch_{};  // offsets from the stamp, see peek()
     std::size_t n_watch_ = 0;
@@ -465,6 +625,7 @@ private:
     std::uint64_t nb_ = 0;  // slots borrowed from head
     std::uint64_t since_stats_ = 0;
     std::uint64_t watchdog_fires_ = 0;
+    std::uint64_t lost_wakeups_ = 0;  // watchdog ends of a sleep that had data waiting
     Clock::time_point last_live_{};
     bool closed_ = false;
 };

@@ -26,9 +26,54 @@ concept Message = requires {
     { T::kAlign } -> std::convertible_to<std::size_t>;
 } && std::is_trivially_copyable_v<T> && sizeof(T) == T::kSize && alignof(T) <= T::kAlign;
 
+/// T's wire identity.
+template <Message T>
+[[nodiscard]] constexpr abi::Identity identity_of() noexcept {
+    return {T::kFingerprint, T::kTypeId, T::kSize, T::kAlign};
+}
+
 /// Polls before a waiter parks on a futex; the last kYieldPolls yield first.
 inline constexpr int kDefaultSpin = 1024;
 inline constexpr int kYieldPolls = 64;
+
+/// How a ring's slots are laid out (ABI.md §3), chosen at creation.
+enum class SlotLayout {
+    automatic,  ///< line when a stamp and the message fit one 64-byte line, else packed (as Go)
+    packed,     ///< slots at the message's alignment (at least 8): least memory
+    line,       ///< every slot starts on a cache line and spans whole lines
+};
+
+/// How a ring's handshakes are fenced (ABI.md §8.6), chosen at creation.
+enum class Fences {
+    automatic,   ///< asymmetric where this process can register for membarrier, else strong
+    strong,      ///< both sides of every handshake fence (a locked instruction on publish and release)
+    asymmetric,  ///< the hot paths never fence, the parking sides issue membarrier; create fails without it
+};
+
+[[nodiscard]] constexpr std::string_view to_string(SlotLayout l) noexcept {
+    switch (l) {
+        case SlotLayout::automatic: return "automatic";
+        case SlotLayout::packed: return "packed";
+        case SlotLayout::line: return "line";
+    }
+    return "layout(?)";
+}
+
+[[nodiscard]] constexpr std::string_view to_string(Fences f) noexcept {
+    switch (f) {
+        case Fences::automatic: return "automatic";
+        case Fences::strong: return "strong";
+        case Fences::asymmetric: return "asymmetric";
+    }
+    return "fences(?)";
+}
+
+/// The layout `l` gives a message of `size` bytes aligned to `align`: the Go
+/// runtime's rule for `automatic` (docs/DECISIONS.md has its measurements).
+[[nodiscard]] constexpr bool line_slots(SlotLayout l, std::uint64_t size, std::uint64_t align) noexcept {
+    if (l != SlotLayout::automatic) return l == SlotLayout::line;
+    return (align > 8 ? align : 8) + size <= abi::kCacheLine;
+}
 
 /// Ring creation options (the Go Options, same defaults).
 struct Options {
@@ -40,6 +85,9 @@ struct Options {
     std::chrono::nanoseconds liveness_timeout = std::chrono::seconds(2);  ///< evict a stalled live reader after
     mode_t mode = 0600;                      ///< permission bits, not world-writable
     int spin = kDefaultSpin;                 ///< polls before parking (0 parks at once)
+    SlotLayout slot_layout = SlotLayout::automatic;
+    /// TACHYON_FENCES=strong in the environment makes `automatic` strong.
+    Fences fences = Fences::automatic;
 };
 
 /// Where a restarted named subscriber resumes reading.

@@ -1,5 +1,8 @@
-// The untyped producer side of the ring protocol (runtime/ABI.md §8.1-8.3):
-// claim, commit, publish, the table scan, backpressure and eviction.
+// The untyped producer side of the ring protocol (runtime/ABI.md §8.1-8.3,
+// §9): claim, commit, publish, the table scan, backpressure, waiting and
+// eviction. The producer never writes the subscriber table and never takes a
+// lock: what another process does with the segment's locks cannot hold it
+// past its bounds.
 #pragma once
 
 #include <algorithm>
@@ -8,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <string>
 
 #include "tachyon/abi.hpp"
 #include "tachyon/error.hpp"
@@ -35,7 +39,9 @@ public:
         timeout_ = o.timeout;
         liveness_ = std::chrono::nanoseconds(static_cast<std::int64_t>(s_.header().liveness_ns));
         spin_ = std::max(o.spin, 0);
-        if (policy_ == Policy::drop_oldest) limit_ = kUnbounded;  // never waits, never scans
+        asym_ = s_.header().asym_fences;
+        strong_ = !asym_;
+        if (policy_ == Policy::drop_oldest) limit_ = kUnbounded;  // never waits; scans when the table changes
     }
 
     [[nodiscard]] Result<std::byte*> claim() noexcept {
@@ -63,7 +69,17 @@ public:
         stamp(w).store(2 * w + 2, std::memory_order_release);
         cursor_ = w + 1;
         claimed_ = false;
-        if (cursor_ - published_ >= batch_ || any_sleeper()) publish();
+        if (cursor_ - published_ >= batch_) {
+            publish();
+        } else {
+            // Held back (batching). H1 with a parking subscriber, which
+            // stores its sleeper flag and then looks at this stamp (§8.5
+            // step 1b): on a strong ring a full fence between the stamp
+            // store and the flag loads; on an asymmetric one the parking
+            // subscriber's membarrier stands in for it.
+            if (strong_) full_fence();
+            if (any_sleeper()) publish();
+        }
         if ((++commits_ & 0xffff) == 0) {
             // Informational heartbeat; single writer, no pairing.
             s_.u64(abi::kOffProdHeartbeat).store(mono_now(), std::memory_order_relaxed);
@@ -74,17 +90,19 @@ public:
     /// Stores the tail, wakes sleepers, notices registry changes (§8.1.4).
     void publish() noexcept {
         if (cursor_ != published_) {
-            // H1/H5 store: seq_cst (release for every slot below it, pairing
-            // with the subscriber's tail load; then the StoreLoad before the
-            // sleeper-flag loads and the epoch load below).
-            s_.u64(abi::kOffTail).store(cursor_, std::memory_order_seq_cst);
+            // The tail store: a release of every slot below it (pairs with
+            // the subscriber's tail load), and the store side of H1 (then
+            // the sleeper flags) and H5 (then reg_epoch). Strong: a full
+            // fence before those loads; asymmetric: a compiler barrier, the
+            // parking and registering sides issue membarrier.
+            s_.u64(abi::kOffTail).store(cursor_, std::memory_order_release);
+            if (strong_) full_fence(); else light_fence();
             published_ = cursor_;
-            if (any_sleeper()) futex_wake(s_.futex_word(abi::kOffTail), INT_MAX);
+            if (any_sleeper()) wake_subscribers();
         }
-        // H5 load: pairs with the registrant's epoch store (seq_cst) before
-        // its tail load: either we see the registration, or it saw our tail.
-        if (const std::uint64_t e = s_.u64(abi::kOffRegEpoch).load(std::memory_order_seq_cst);
-            e != epoch_ && policy_ != Policy::drop_oldest) {
+        // H5 load: either we see a registration here and rescan before the
+        // next claim, or the registrant saw our tail (ABI.md §8.4).
+        if (const std::uint64_t e = s_.u64(abi::kOffRegEpoch).load(std::memory_order_acquire); e != epoch_) {
             epoch_ = e;
             limit_ = 0;
         }
@@ -94,38 +112,50 @@ public:
         if (!closed_) publish();
     }
 
-    /// Publishes what is pending, marks the ring closed, removes its name
-    /// and releases the segment (ABI.md §2 "Close"). Subscribers keep their
-    /// own references to the mapping and drain it.
+    /// Publishes what is pending, marks the ring closed and wakes every
+    /// sleeper (ABI.md §2 "Close", H4); then removes a named ring's name and
+    /// releases the segment. Subscribers keep their own references to the
+    /// mapping and drain it.
     void close() noexcept {
         if (closed_) return;
         claimed_ = false;  // a claimed slot stays unpublished: readers never see it
         publish();
-        // H4: closed is stored after the final tail (both seq_cst); pairs
-        // with the subscriber's prod_state load, then tail reload.
-        s_.u32(abi::kOffProdState).store(abi::kProdClosed, std::memory_order_seq_cst);
-        futex_wake(s_.futex_word(abi::kOffTail), INT_MAX);
+        // H4: closed after the final tail, then the eventcount: a subscriber
+        // that loads the eventcount, then sees closed, reloads the tail.
+        s_.u32(abi::kOffProdState).store(abi::kProdClosed, std::memory_order_release);
+        wake_subscribers();
         closed_ = true;
         s_.unlink_if_ours();
         s_.release();
     }
 
-    [[nodiscard]] std::size_t active_subscribers() const noexcept {
+    /// Entries that are registered (ABI.md §8.4 "Registered"): active, not
+    /// evicted, their owner alive. Scans the table first, which acknowledges
+    /// a membarrier-less registrant waiting for the producer.
+    [[nodiscard]] std::size_t active_subscribers() noexcept {
         if (closed_) return 0;
+        (void)scan(cursor_);
         std::size_t n = 0;
         for (std::uint64_t i = 0; i < nsubs_; ++i) {
-            // Acquire; pairs with the registrant's state = active store.
-            if (s_.u32(s_.geo().entry_off(i) + abi::kEntState).load(std::memory_order_acquire) == abi::kEntActive) ++n;
+            const std::uint64_t e = s_.geo().entry_off(i);
+            // Acquire loads; pair with the registrant's state = active store.
+            if (s_.u32(e + abi::kEntState).load(std::memory_order_acquire) != abi::kEntActive) continue;
+            if (evicted(i, s_.u64(e + abi::kEntGen).load(std::memory_order_acquire))) continue;
+            if (s_.entry_alive(i)) ++n;
         }
         return n;
     }
 
+    [[nodiscard]] std::string describe(Errc e) const { return note_.describe(e, "publish", name_); }
+
     Segment& segment() noexcept { return s_; }
     [[nodiscard]] const Segment& segment() const noexcept { return s_; }
+    [[nodiscard]] const std::string& name() const noexcept { return name_; }
     [[nodiscard]] std::uint64_t published() const noexcept { return cursor_; }
     [[nodiscard]] std::uint64_t dropped() const noexcept { return dropped_; }
     [[nodiscard]] std::uint64_t watchdog_fires() const noexcept { return watchdog_fires_; }
     [[nodiscard]] std::uint64_t evictions() const noexcept { return evictions_; }
+    [[nodiscard]] bool strong_fences() const noexcept { return strong_; }
     [[nodiscard]] bool closed() const noexcept { return closed_; }
 
 private:
@@ -138,22 +168,31 @@ private:
         return slots_ + (idx & mask_) * slot_size_ + msg_off_;
     }
 
-    /// H1 loads (seq_cst, after the tail store): pair with each
-    /// subscriber's sleeper-flag store before its tail load.
+    /// H1 loads, after the tail or stamp store and its fence: pair with each
+    /// subscriber's sleeper-flag store before its re-poll.
     [[nodiscard]] bool any_sleeper() const noexcept {
-        const std::uint64_t base = s_.geo().sleepers_off;
         for (std::uint64_t i = 0; i < nsubs_; ++i) {
-            if (s_.u32(base + 4 * i).load(std::memory_order_seq_cst) != 0) return true;
+            if (s_.u32(s_.geo().sleeper_off(i)).load(std::memory_order_acquire) != 0) return true;
         }
         return false;
     }
 
+    /// Advances the notify eventcount (after every change a parked
+    /// subscriber waits for) and wakes every subscriber parked on it.
+    void wake_subscribers() noexcept { advance_and_wake(s_.futex_word(abi::kOffNotify), INT_MAX); }
+
+    /// Whether entry i's generation gen was evicted or reclaimed (§5.5).
+    [[nodiscard]] bool evicted(std::uint64_t i, std::uint64_t gen) const noexcept {
+        // Acquire; we are this word's only writer, the load is for clarity.
+        return s_.u64(s_.geo().evict_word_off(i)).load(std::memory_order_acquire) == gen;
+    }
+
     [[nodiscard]] Errc make_room(std::uint64_t w) noexcept {
-        scan(w);
+        (void)scan(w);
         if (w < limit_) return Errc::ok;
         // Never wait or reject while holding unpublished messages.
         flush();
-        scan(w);
+        (void)scan(w);
         if (w < limit_) return Errc::ok;
         if (policy_ == Policy::drop_newest) {
             ++dropped_;
@@ -166,28 +205,41 @@ private:
 
     struct Blocker {
         std::int64_t entry = -1;
-        std::uint64_t head = 0;
+        std::uint64_t head = 0;  // its raw head
     };
 
-    /// Recomputes limit from the table (§8.2); returns the bounding entry.
+    /// Recomputes limit from the table (§8.2) and returns the entry bounding
+    /// it. Also becomes strong when a membarrier-less subscriber joined
+    /// (§8.6), and acknowledges the registrations it saw (scan_epoch).
     Blocker scan(std::uint64_t w) noexcept {
+        // The epoch first: the entries loaded below are at least as new as
+        // the registrations it counts, which is what scan_epoch promises.
+        // Acquire; pairs with the registrant's epoch store.
+        const std::uint64_t epoch = s_.u64(abi::kOffRegEpoch).load(std::memory_order_acquire);
+        epoch_ = epoch;
         Blocker b;
         std::uint64_t min_head = 0;
         for (std::uint64_t i = 0; i < nsubs_; ++i) {
             const std::uint64_t e = s_.geo().entry_off(i);
-            // State, then max_lag, then head (acquire loads, each once);
-            // pair with the registrant's stores of head and max_lag before
-            // state = active, and with the owner's head stores (release).
-            if (s_.u32(e + abi::kEntState).load(std::memory_order_acquire) != abi::kEntActive) continue;
-            if (s_.u64(e + abi::kEntMaxLag).load(std::memory_order_acquire) != 0) continue;  // lossy
-            const std::uint64_t h = s_.u64(e + abi::kEntHead).load(std::memory_order_seq_cst);
+            // State, generation, eviction word, flags, max_lag, head: acquire
+            // loads, each once; pair with the registrant's stores of head and
+            // max_lag before state, and with the owner's head stores.
+            const std::uint32_t st = s_.u32(e + abi::kEntState).load(std::memory_order_acquire);
+            if (st != abi::kEntJoining && st != abi::kEntActive) continue;
+            const std::uint64_t gen = s_.u64(e + abi::kEntGen).load(std::memory_order_acquire);
+            if (evicted(i, gen)) continue;
+            if (!strong_ && (s_.u32(e + abi::kEntFlags).load(std::memory_order_acquire) & abi::kEntFlagStrong) != 0)
+                become_strong();
+            if (policy_ == Policy::drop_oldest || s_.u64(e + abi::kEntMaxLag).load(std::memory_order_acquire) != 0)
+                continue;  // lossy subscribers never hold the producer back
+            const std::uint64_t h = s_.u64(e + abi::kEntHead).load(std::memory_order_acquire);
             if (h > w) {
                 // Beyond the committed count: impossible for an honest reader.
-                remove(i, s_.u64(e + abi::kEntGen).load(std::memory_order_acquire), abi::kEntEvicted);
+                evict(i, gen);
                 continue;
             }
             std::uint64_t eff = h;
-            if (w - h > capacity_) eff = w - capacity_;  // registration in flight
+            if (w - h > capacity_) eff = w - capacity_;  // a registration in flight: hold at exactly full
             if (b.entry < 0 || eff < min_head) {
                 b.entry = static_cast<std::int64_t>(i);
                 min_head = eff;
@@ -195,10 +247,23 @@ private:
             }
         }
         limit_ = b.entry < 0 ? kUnbounded : min_head + capacity_;
+        // Release after the table loads: a membarrier-less registrant waits
+        // for this acknowledgement (§8.4 step 4).
+        s_.u64(abi::kOffProdScanEpoch).store(epoch, std::memory_order_release);
         return b;
     }
 
+    /// Switches the hot side to full fences for the rest of this
+    /// producer's life: a subscriber that cannot issue membarrier joined.
+    /// prod_fences is stored before the scan's scan_epoch.
+    void become_strong() noexcept {
+        strong_ = true;
+        s_.u32(abi::kOffProdFences).store(abi::kProdFencesStrong, std::memory_order_release);
+    }
+
     /// Waits (block policy) until slot w is free (§8.3 "Producer parks").
+    /// Needs no lock, so nothing another process does with the segment's
+    /// locks holds it past the liveness timeout (§9).
     [[nodiscard]] Errc wait(std::uint64_t w) noexcept {
         const bool bounded = timeout_ > std::chrono::nanoseconds::zero();
         const auto deadline = bounded ? deadline_after(timeout_) : Clock::time_point::max();
@@ -214,7 +279,10 @@ private:
                 last_head = b.head;
                 since = now;
             }
-            if (bounded && now >= deadline) return Errc::timeout;
+            if (bounded && now >= deadline)
+                return note_.note(Errc::timeout, "publish", name_,
+                                  {"after ", Num(std::chrono::duration_cast<std::chrono::milliseconds>(timeout_).count()),
+                                   " ms waiting for subscriber ", Num(b.entry)});
             if (spins < spin_) {
                 if (spins >= spin_ - kYieldPolls) yield();
                 continue;
@@ -223,29 +291,35 @@ private:
             const std::uint64_t e = s_.geo().entry_off(i);
             const std::uint64_t gen = s_.u64(e + abi::kEntGen).load(std::memory_order_acquire);
             if (!s_.entry_alive(i)) {
-                remove(i, gen, abi::kEntFree);  // dead: the kernel dropped its lock
+                evict(i, gen);  // dead: the kernel dropped its lock (reclaim)
                 continue;
             }
             if (now - since > liveness_) {
-                remove(i, gen, abi::kEntEvicted);  // alive but stalled
+                evict(i, gen);  // alive but stalled
                 continue;
             }
             auto sleep = std::min<std::chrono::nanoseconds>(kWatchdog, liveness_ - (now - since) + 1ms);
             if (bounded) sleep = std::min<std::chrono::nanoseconds>(sleep, deadline - now + 1ms);
             // Wake once a quarter of the ring is free (at least one slot).
             const std::uint64_t want = w + 1 - capacity_ + (std::max<std::uint64_t>(capacity_ / 4, 1) - 1);
-            // H2 stores (seq_cst): wait_entry, wait_head, then sleeping = 1;
-            // pair with the subscriber's head store, then prod_sleeping load
-            // (then wait_entry, wait_head).
-            s_.u32(abi::kOffProdWaitEntry).store(static_cast<std::uint32_t>(i), std::memory_order_seq_cst);
-            s_.u64(abi::kOffProdWaitHead).store(want, std::memory_order_seq_cst);
-            s_.u32(abi::kOffProdSleeping).store(1, std::memory_order_seq_cst);
-            // H2 loads (seq_cst): the blocker's head, state, generation.
-            const std::uint64_t h = s_.u64(e + abi::kEntHead).load(std::memory_order_seq_cst);
-            if (h == b.head && s_.u32(e + abi::kEntState).load(std::memory_order_seq_cst) == abi::kEntActive &&
-                s_.u64(e + abi::kEntGen).load(std::memory_order_seq_cst) == gen) {
-                if (futex_wait(s_.futex_word(e + abi::kEntHead), static_cast<std::uint32_t>(h), sleep))
-                    ++watchdog_fires_;
+            std::uint32_t* wake = s_.futex_word(e + abi::kEntWake);
+            // H2, heavy side: wait_entry, wait_head, then sleeping = 1; a full
+            // fence (and on an asymmetric ring a membarrier for the
+            // subscribers' fence-free head stores); then the entry's wake
+            // eventcount, and its head, state, generation re-checked. The
+            // subscriber stores its head (or state), then loads sleeping,
+            // then advances the eventcount and wakes us: either we see its
+            // change here, or FUTEX_WAIT sees the new count.
+            s_.u32(abi::kOffProdWaitEntry).store(static_cast<std::uint32_t>(i), std::memory_order_release);
+            s_.u64(abi::kOffProdWaitHead).store(want, std::memory_order_release);
+            s_.u32(abi::kOffProdSleeping).store(1, std::memory_order_release);
+            full_fence();
+            if (asym_) heavy_barrier();
+            const std::uint32_t ev = std::atomic_ref<std::uint32_t>(*wake).load(std::memory_order_acquire);
+            if (s_.u64(e + abi::kEntHead).load(std::memory_order_acquire) == b.head &&
+                s_.u32(e + abi::kEntState).load(std::memory_order_acquire) != abi::kEntFree &&
+                s_.u64(e + abi::kEntGen).load(std::memory_order_acquire) == gen) {
+                if (futex_wait(wake, ev, sleep)) ++watchdog_fires_;
             }
             // Release; the subscriber's next H2 load sees we are awake.
             s_.u32(abi::kOffProdSleeping).store(0, std::memory_order_release);
@@ -253,42 +327,34 @@ private:
         }
     }
 
-    /// Reclaims (kEntFree: owner dead) or evicts (kEntEvicted: owner alive)
-    /// entry i if it still holds generation gen, under the registry lock
-    /// (§9). If the lock cannot be had quickly, it is retried later.
-    void remove(std::uint64_t i, std::uint64_t gen, std::uint32_t new_state) noexcept {
-        if (!s_.lock_registry(50ms)) return;
-        const std::uint64_t e = s_.geo().entry_off(i);
-        bool locked_entry = false;
-        if (s_.u32(e + abi::kEntState).load(std::memory_order_acquire) == abi::kEntActive &&
-            s_.u64(e + abi::kEntGen).load(std::memory_order_acquire) == gen &&
-            (new_state != abi::kEntFree || (locked_entry = s_.try_lock_entry(i)))) {
-            // Registry writes under flock (we are their only writer):
-            // generation, then state, then epoch (seq_cst; readers load
-            // state, then generation).
-            s_.u64(e + abi::kEntGen).store(gen + 1, std::memory_order_seq_cst);
-            s_.u32(e + abi::kEntState).store(new_state, std::memory_order_seq_cst);
-            auto epoch = s_.u64(abi::kOffRegEpoch);
-            epoch.store(epoch.load(std::memory_order_acquire) + 1, std::memory_order_seq_cst);  // no RMW: flock holder
-            ++evictions_;
-            limit_ = 0;
-        }
-        if (locked_entry) s_.unlock_entry(i);
-        s_.unlock_registry();
+    /// Takes entry i's generation gen out of the producer's backpressure
+    /// (§9): reclaims a dead owner's entry, or evicts a live one that stalled
+    /// or published an impossible head. One store to the eviction table,
+    /// of which the producer is the only writer: no lock, no cooperation.
+    void evict(std::uint64_t i, std::uint64_t gen) noexcept {
+        s_.u64(s_.geo().evict_word_off(i)).store(gen, std::memory_order_release);
+        ++evictions_;
+        limit_ = 0;
+        // A parked evictee learns it now, not at its next watchdog.
+        wake_subscribers();
     }
 
     Segment s_;
+    std::string name_ = s_.name();
+    ErrorNote note_;
     std::byte* slots_ = nullptr;
     std::uint64_t slot_size_ = 0, msg_off_ = 0, mask_ = 0, capacity_ = 0, nsubs_ = 0;
     Policy policy_ = Policy::block;
     std::uint64_t batch_ = 1;
     std::chrono::nanoseconds timeout_{0}, liveness_{0};
     int spin_ = kDefaultSpin;
+    bool asym_ = false;    // the ring's header says asymmetric fences
+    bool strong_ = true;   // this producer's hot side fences (§8.6)
 
     std::uint64_t cursor_ = 0;     // next index to write
     std::uint64_t published_ = 0;  // last tail stored
     std::uint64_t limit_ = 0;      // cursor may advance below limit without a scan
-    std::uint64_t epoch_ = 0;      // registry epoch seen at the last scan
+    std::uint64_t epoch_ = 0;      // registry epoch seen last
     std::uint64_t dropped_ = 0;
     std::uint64_t commits_ = 0;
     std::uint64_t watchdog_fires_ = 0;

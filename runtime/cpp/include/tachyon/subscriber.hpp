@@ -1,4 +1,5 @@
-// tachyon::Subscriber<T>: one registered reader of a ring of T.
+// tachyon::Subscriber<T>: one registered reader of a ring of T, attached by
+// name (/dev/shm) or dialed on a sealed ring's socket (sealed.hpp).
 #pragma once
 
 #include <chrono>
@@ -14,24 +15,18 @@
 #include "tachyon/consumer.hpp"
 #include "tachyon/error.hpp"
 #include "tachyon/options.hpp"
+#include "tachyon/sealed.hpp"
 #include "tachyon/segment.hpp"
+#include "tachyon/wait.hpp"
 
 namespace tachyon {
 
 namespace detail {
 
-/// Compares a ring's message identity with T's (ABI.md §2 "Attach" step 6).
-/// Not a template: one copy serves every message type.
-inline void check_identity(std::string_view op, const Segment& s, std::uint64_t fingerprint, std::uint32_t type_id,
-                           std::uint64_t size, std::uint64_t align) {
-    const abi::Header& h = s.header();
-    const auto mismatch = [&](std::string_view field, std::uint64_t got, std::uint64_t want) {
-        raise(Errc::mismatch, op, s.name(), {field, " ", Num::hex(got), ", want ", Num::hex(want)});
-    };
-    if (h.fingerprint != fingerprint) mismatch("fingerprint", h.fingerprint, fingerprint);
-    if (h.type_id != type_id) mismatch("type id", h.type_id, type_id);
-    if (h.geo.msg_size != size) mismatch("message size", h.geo.msg_size, size);
-    if (h.geo.msg_align != align) mismatch("message alignment", h.geo.msg_align, align);
+/// Compares a ring's message identity with the caller's (ABI.md §2 "Attach"
+/// step 6). Not a template: one copy serves every message type.
+inline void check_identity(std::string_view op, const Segment& s, const abi::Identity& want) {
+    if (auto why = abi::identity_mismatch(s.header().identity(), want)) raise(Errc::mismatch, op, s.name(), {*why});
 }
 
 }  // namespace detail
@@ -47,7 +42,20 @@ public:
     [[nodiscard]] static Subscriber attach(std::string_view name, SubscribeOptions opts = {}) {
         if (auto why = abi::name_problem(name)) detail::raise(Errc::invalid_name, "attach", name, {*why});
         detail::Segment seg = detail::Segment::open("attach", name, opts.ready_timeout, opts.allow_foreign_owner);
-        detail::check_identity("attach", seg, T::kFingerprint, T::kTypeId, T::kSize, T::kAlign);
+        detail::check_identity("attach", seg, identity_of<T>());
+        return Subscriber(std::make_unique<detail::Consumer>(std::move(seg), opts));
+    }
+
+    /// Connects to a sealed ring's socket at path (any client's publisher,
+    /// ABI.md §14), performs the identity handshake (Errc::mismatch names the
+    /// field and both values), refuses a descriptor without the shrink, grow
+    /// and seal seals (Errc::insecure), reopens it so that this subscriber's
+    /// locks are its own, validates the header and registers like attach.
+    /// Throws tachyon::Error naming the path.
+    [[nodiscard]] static Subscriber dial(std::string_view path, SubscribeOptions opts = {}) {
+        const int fd = detail::dial_sealed(path, identity_of<T>());
+        detail::Segment seg = detail::Segment::open_fd("dial", path, fd, opts.ready_timeout, opts.allow_foreign_owner);
+        detail::check_identity("dial", seg, identity_of<T>());
         return Subscriber(std::make_unique<detail::Consumer>(std::move(seg), opts));
     }
 
@@ -78,7 +86,9 @@ public:
         for (;;) {
             const auto m = c_->next();
             if (!m) return m.error();
-            std::memcpy(static_cast<void*>(&dst), *m, sizeof(T));
+            // Relaxed 8-byte atomic loads: a copy that a lapping producer
+            // overwrites is a detected, discarded copy, not a data race.
+            detail::load_message(&dst, *m, sizeof(T));
             const auto ok = c_->consume();
             if (!ok) return ok.error();
             if (*ok) return Errc::ok;
@@ -117,6 +127,13 @@ public:
     /// was counted as dropped).
     [[nodiscard]] Errc release() noexcept { return c_->closed() ? Errc::closed : c_->release(); }
 
+    /// The message for an error this subscriber returned: `receive "NAME":
+    /// CODE[: detail]`; corrupt names the slot, its stamp and the expected
+    /// one, evicted the entry and its generation.
+    [[nodiscard]] std::string describe(Errc e) const { return c_->describe(e); }
+    /// The subscriber table entry this subscriber owns.
+    [[nodiscard]] std::uint64_t entry() const noexcept { return c_->entry(); }
+
     /// Messages received since registration.
     [[nodiscard]] std::uint64_t received() const noexcept { return c_->received(); }
     /// Messages lost (lapped, skipped beyond max_lag, overwritten borrows).
@@ -125,6 +142,12 @@ public:
     [[nodiscard]] std::uint64_t lag() const noexcept { return c_->lag(); }
     /// Times a park ended by the watchdog (diagnostic).
     [[nodiscard]] std::uint64_t watchdog_fires() const noexcept { return c_->watchdog_fires(); }
+    /// Watchdog ends of a sleep while a message was waiting: wake-ups lost
+    /// (diagnostic; the tests require 0).
+    [[nodiscard]] std::uint64_t lost_wakeups() const noexcept { return c_->lost_wakeups(); }
+    /// Whether this subscriber fences its head stores: a strong ring, or an
+    /// asymmetric one it joined without membarrier (ABI.md §8.6).
+    [[nodiscard]] bool strong_fences() const noexcept { return c_->strong_fences(); }
     /// Stores received/dropped/heartbeat into the segment now (they are
     /// flushed every 256 head stores, before parking and on close).
     void flush_stats() noexcept { c_->flush_stats(); }
