@@ -13,7 +13,7 @@ CXX     ?= g++
 GEN     := build/gen
 
 .PHONY: all demo test test-go test-python test-cpp lint fmt golden bench bench-quick \
-        bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
+        bench-python bench-go bench-geometry bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
 
@@ -112,6 +112,11 @@ build/bench/%: runtime/cpp/bench/%.c runtime/cpp/bench/floor.h
 # Go micro-benchmarks (codec, compiler, ring) with the testing package.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./schema ./gen/... ./examples/... ./runtime/ring
+
+# ABI v2's slot layouts and fences, message size by message size
+# (docs/DECISIONS.md, "Benchmarks"): round trips and streams, Go <-> Go.
+bench-geometry:
+	$(GO) test -run '^$$' -bench Geometry -benchtime 200000x -count 3 ./runtime/ring
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py
