@@ -75,8 +75,8 @@ type producer struct {
 	strong bool
 	fence  uint32 // private word for fullFence
 
-	cursor    uint64 // next index to write
-	published uint64 // last tail stored
+	cursor    uint64  // next index to write
+	published uint64  // last tail stored
 	slot      *uint64 // the claimed slot's stamp
 	claimed   bool
 	limit     uint64 // cursor may advance below limit without a table scan
