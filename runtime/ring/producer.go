@@ -134,51 +134,78 @@ func (p *producer) msg(idx uint64) unsafe.Pointer {
 	return unsafe.Add(p.slots, (idx&p.mask)*p.slotSize+p.msgOff)
 }
 
-// claim reserves the next slot and returns its message bytes.
+// claim reserves the next slot and returns its message bytes. The fast
+// path is small enough to inline into the caller's loop; limit is 0 once
+// closed, so every exceptional case takes claimSlow.
 func (p *producer) claim() (unsafe.Pointer, error) {
+	w := p.cursor
+	if w >= p.limit || p.claimed {
+		return p.claimSlow(w)
+	}
+	return p.open(w), nil
+}
+
+// open stores slot w's odd stamp — seqlock open, "index w being written",
+// ordered before the message bytes written after it (a plain MOV on
+// x86-64, STLR + DMB ISHST on arm64); it pairs with the subscriber's stamp
+// re-check after its copy — and returns the slot's message bytes.
+func (p *producer) open(w uint64) unsafe.Pointer {
+	slot := p.stamp(w)
+	storeOpenStamp(slot, 2*w+1)
+	p.slot = slot
+	p.claimed = true
+	return unsafe.Add(unsafe.Pointer(slot), p.msgOff)
+}
+
+func (p *producer) claimSlow(w uint64) (unsafe.Pointer, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
-	w := p.cursor
 	if p.claimed {
-		return p.msg(w), nil
+		return unsafe.Add(unsafe.Pointer(p.slot), p.msgOff), nil
 	}
 	if w >= p.limit {
 		if err := p.makeRoom(w); err != nil {
 			return nil, err
 		}
 	}
-	// Seqlock open: stamp = 2w+1 ("index w being written"), ordered before
-	// the message bytes written after it (a plain MOV on x86-64, STLR + DMB
-	// ISHST on arm64); pairs with the subscriber's stamp re-check after its
-	// copy.
-	p.slot = p.stamp(w)
-	storeOpenStamp(p.slot, 2*w+1)
-	p.claimed = true
-	return unsafe.Add(unsafe.Pointer(p.slot), p.msgOff), nil
+	return p.open(w), nil
 }
 
 // commit seals the claimed slot and publishes the tail if the batch is full
-// or a subscriber sleeps.
+// or a subscriber sleeps. The fast path — a held-back message on an
+// asymmetric ring whose only registered subscriber is awake — inlines.
 func (p *producer) commit() error {
 	if !p.claimed {
-		return fmt.Errorf("commit %q: %w: no claimed slot", p.s.name, ErrClaimed)
+		return p.errNoClaim()
 	}
-	w := p.cursor
-	// Seqlock close: stamp = 2w+2 ("index w committed"), a release store
-	// after the message bytes; pairs with the subscriber's first stamp load.
-	storeRelease(p.slot, 2*w+2)
-	w++
+	// Seqlock close: stamp = 2w+2 ("index w committed") for w = cursor, a
+	// release store after the message bytes; pairs with the subscriber's
+	// first stamp load.
+	w := p.cursor + 1
+	storeRelease(p.slot, 2*w)
 	p.cursor = w
 	p.claimed = false
+	if w-p.published >= p.batch || p.strong || w&0xffff == 0 ||
+		atomic.LoadUint32(p.highP) > 1 || atomic.LoadUint32((*uint32)(p.sleepers)) != 0 {
+		p.afterCommit(w)
+	}
+	return nil
+}
+
+func (p *producer) errNoClaim() error {
+	return fmt.Errorf("commit %q: %w: no claimed slot", p.s.name, ErrClaimed)
+}
+
+// afterCommit is the rest of commit: publish a full batch; otherwise, for a
+// held-back message, handshake H1 with a parking subscriber, which stores
+// its sleeper flag and then looks at this stamp: on a strong ring the stamp
+// store needs a full fence before the flag loads; on an asymmetric one the
+// subscriber's membarrier provides it.
+func (p *producer) afterCommit(w uint64) {
 	if w-p.published >= p.batch {
 		p.publish()
 	} else {
-		// Held back (batching). Handshake H1 with a parking subscriber,
-		// which stores its sleeper flag and then looks at this stamp: on a
-		// strong ring the stamp store needs a full fence before the flag
-		// loads; on an asymmetric one the subscriber's membarrier provides
-		// it.
 		if p.strong {
 			fullFence(&p.fence)
 		}
@@ -189,7 +216,6 @@ func (p *producer) commit() error {
 	if w&0xffff == 0 {
 		atomic.StoreUint64(p.heartbeat, monoNow()) // informational; no ordering needed
 	}
-	return nil
 }
 
 // publish stores the tail, wakes sleepers and notices registry changes.
@@ -436,6 +462,7 @@ func (p *producer) close() {
 	atomic.StoreUint32(p.state, prodClosed)
 	p.wakeSubscribers()
 	p.closed = true
+	p.limit = 0 // every claim takes the slow path, which reports ErrClosed
 }
 
 // activeSubscribers counts the entries that registered completely and are
