@@ -148,6 +148,47 @@ void race7_parked_subscriber_sees_held_back() {
     }
 }
 
+/// A close that lands after the subscriber's last check and just before it
+/// enters FUTEX_WAIT is not lost: the close advances the notify eventcount,
+/// so the kernel's compare fails and the wait returns at once (v1 woke the
+/// tail's futex word without changing it: the subscriber slept until the
+/// watchdog).
+void close_at_the_brink() {
+    RingName name;
+    auto pub = Publisher<Tick>::create(name, {.capacity = 8});
+    auto sub = Subscriber<Tick>::attach(name, {.spin = 0});
+    hooked_pub = &pub;
+    hooked_count = 0;
+    Tick m{};
+    {
+        const Hook hook([](std::string_view point) {
+            if (point == "wait:futex" && hooked_count++ == 0) hooked_pub->close();
+        });
+        check_eq(sub.recv(m, 5s), Errc::closed, "recv");
+    }
+    check_eq(hooked_count, 1u, "the close landed at the brink");
+    check_eq(sub.watchdog_fires(), 0u, "woken, not rescued by the watchdog");
+}
+
+/// A protected subscriber (unlimited, block ring) skips the per-slot stamp
+/// checks of a batch (§8.5 step 4). Evicted while it holds a batch, whose
+/// slots the producer then overwrites, its release says so from the
+/// eviction word alone, and counts the whole batch as dropped.
+void protected_batch_evicted() {
+    RingName name;
+    auto pub = Publisher<Tick>::create(name, {.capacity = 8, .timeout = 5s, .liveness_timeout = 50ms});
+    auto sub = Subscriber<Tick>::attach(name);
+    publish_ticks(pub, 0, 8);
+    auto batch = sub.borrow_batch(8, 0ns);
+    check_eq(batch.error(), Errc::ok, "borrow_batch");
+    check_eq(batch->size(), 8u, "the whole ring");
+    publish_ticks(pub, 8, 8);  // waits out the liveness timeout, evicts, overwrites the batch
+    check_eq(pub.evictions(), 1u, "evictions");
+    check_eq(sub.release(), Errc::overwritten, "release");
+    check_eq(sub.dropped(), 8u, "dropped");
+    check_eq(sub.received(), 0u, "received");
+}
+
 /// "Registered" means active (§8.4): a subscriber is not counted while it
 /// joins, so a publisher that waits for it cannot start before its start
 /// index is fixed; once counted, it receives every message published after.
@@ -225,6 +266,8 @@ const harness::Register registered{
     {"race5_resume_provisional_head", race5_resume_provisional_head},
     {"race6_resume_read_ahead", race6_resume_read_ahead},
     {"race7_parked_subscriber_sees_held_back", race7_parked_subscriber_sees_held_back},
+    {"close_at_the_brink", close_at_the_brink},
+    {"protected_batch_evicted", protected_batch_evicted},
     {"registered_means_active", registered_means_active},
     {"membarrier_less_subscriber", membarrier_less_subscriber},
 };

@@ -91,6 +91,7 @@ inline constexpr std::size_t kProdLockLen = kLineSize;
 
 // Registry line (0x180-0x1FF), writer: registry-lock (flock) holder.
 inline constexpr std::size_t kOffRegEpoch = 0x180;
+inline constexpr std::size_t kOffTableHigh = 0x188;  // u32: 1 + the highest entry index ever registered
 
 // Subscriber entry fields, relative to the entry.
 inline constexpr std::size_t kEntHead = 0x00;

@@ -51,6 +51,7 @@ public:
         mask_ = g.mask;
         capacity_ = g.capacity;
         window_ = o.max_lag == 0 ? g.capacity : o.max_lag;
+        protected_ = o.max_lag == 0 && s_.header().policy != Policy::drop_oldest;
         spin_ = std::max(o.spin, 0);
         asym_ = s_.header().asym_fences;
         strong_ = !asym_ || !membarrier_registered();
@@ -140,11 +141,13 @@ public:
         loaded_ = t;
         tail_ = std::max(tail_, t);
         std::uint64_t n = std::min({tail_ - head_, std::max<std::uint64_t>(max_n, 1), capacity_ - (head_ & mask_)});
-        for (std::uint64_t k = 1; k < n; ++k) {
-            // Seqlock read-begin of each slot (acquire; pairs with commit).
-            if (stamp(head_ + k).load(std::memory_order_acquire) != 2 * (head_ + k) + 2) {
-                n = k;
-                break;
+        if (!protected_) {
+            for (std::uint64_t k = 1; k < n; ++k) {
+                // Seqlock read-begin of each slot (acquire; pairs with commit).
+                if (stamp(head_ + k).load(std::memory_order_acquire) != 2 * (head_ + k) + 2) {
+                    n = k;
+                    break;
+                }
             }
         }
         nb_ = n;
@@ -157,11 +160,18 @@ public:
         if (n == 0) return Errc::claimed;
         seqlock_read_fence();
         bool intact = true;
-        for (std::uint64_t k = 0; k < n; ++k) {
-            // Seqlock read-end for each borrowed slot (after the fence).
-            if (stamp(head_ + k).load(std::memory_order_relaxed) != 2 * (head_ + k) + 2) {
-                intact = false;
-                break;
+        if (protected_) {
+            // The producer stores our eviction before it overwrites a slot we
+            // hold back: if we read an overwritten byte, this load sees it
+            // (ABI.md §8.5 step 4, protected subscribers).
+            intact = !is_evicted();
+        } else {
+            for (std::uint64_t k = 0; k < n; ++k) {
+                // Seqlock read-end for each borrowed slot (after the fence).
+                if (stamp(head_ + k).load(std::memory_order_relaxed) != 2 * (head_ + k) + 2) {
+                    intact = false;
+                    break;
+                }
             }
         }
         nb_ = 0;
@@ -347,8 +357,12 @@ private:
         s_.u64(e + abi::kEntJoin).store(provisional, std::memory_order_release);
         s_.u32(e + abi::kEntFlags).store(asym_ && strong_ ? abi::kEntFlagStrong : 0, std::memory_order_release);
         s_.u32(sleep_off_).store(0, std::memory_order_release);
-        // After head and max_lag (release; pairs with the producer's scan
-        // loading state before max_lag and head).
+        // The table's high water mark covers this entry before it can hold
+        // the producer back or park: the producer looks below it only.
+        if (auto high = s_.u32(abi::kOffTableHigh); high.load(std::memory_order_acquire) <= idx_)
+            high.store(static_cast<std::uint32_t>(idx_ + 1), std::memory_order_release);  // flock holder
+        // After head, max_lag and table_high (release; pairs with the
+        // producer's scan loading table_high, then state, then max_lag, head).
         s_.u32(e + abi::kEntState).store(abi::kEntJoining, std::memory_order_release);
         hook("register:joining");
         // Step 4, H5: store the epoch, then load the tail. The producer stores
@@ -595,6 +609,7 @@ private:
         if (*r > 0) return true;
         if (s_.u32(abi::kOffProdState).load(std::memory_order_acquire) == abi::kProdClosed || is_evicted())
             return false;  // wait's next turn reports it
+        hook("wait:futex");
         if (futex_wait(notify, n, sleep)) {
             ++watchdog_fires_;
             if (s_.u64(abi::kOffTail).load(std::memory_order_acquire) > head_ ||
@@ -611,6 +626,10 @@ private:
     std::uint64_t slot_size_ = 0, msg_off_ = 0, mask_ = 0, capacity_ = 0, window_ = 0;
     std::uint64_t idx_ = 0, gen_ = 0, head_off_ = 0, sleep_off_ = 0;
     int spin_ = kDefaultSpin;
+    // An unlimited subscriber of a block or drop_newest ring: the producer
+    // overwrites its slots only after evicting it, so a borrow needs one
+    // eviction check instead of a stamp check per slot (§8.5 step 4).
+    bool protected_ = false;
     bool asym_ = false;   // the ring uses asymmetric fences
     bool strong_ = true;  // this subscriber fences its head stores (cannot issue membarrier, §8.6)
     static constexpr std::size_t kWatchLines = 4;

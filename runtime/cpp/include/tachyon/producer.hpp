@@ -136,7 +136,7 @@ public:
         if (closed_) return 0;
         (void)scan(cursor_);
         std::size_t n = 0;
-        for (std::uint64_t i = 0; i < nsubs_; ++i) {
+        for (std::uint64_t i = 0, high = table_high(); i < high; ++i) {
             const std::uint64_t e = s_.geo().entry_off(i);
             // Acquire loads; pair with the registrant's state = active store.
             if (s_.u32(e + abi::kEntState).load(std::memory_order_acquire) != abi::kEntActive) continue;
@@ -168,10 +168,19 @@ private:
         return slots_ + (idx & mask_) * slot_size_ + msg_off_;
     }
 
+    /// How many entries were ever registered: the table's high water mark
+    /// (ABI.md §5.3), which a registrant raises before it can park or hold
+    /// the producer back. Untrusted, so bounded by the table size.
+    [[nodiscard]] std::uint64_t table_high() const noexcept {
+        return std::min<std::uint64_t>(s_.u32(abi::kOffTableHigh).load(std::memory_order_acquire), nsubs_);
+    }
+
     /// H1 loads, after the tail or stamp store and its fence: pair with each
-    /// subscriber's sleeper-flag store before its re-poll.
+    /// subscriber's sleeper-flag store before its re-poll. Only the flags
+    /// below table_high (loaded first; the fences that order a subscriber's
+    /// flag store order its earlier table_high store too).
     [[nodiscard]] bool any_sleeper() const noexcept {
-        for (std::uint64_t i = 0; i < nsubs_; ++i) {
+        for (std::uint64_t i = 0, n = table_high(); i < n; ++i) {
             if (s_.u32(s_.geo().sleeper_off(i)).load(std::memory_order_acquire) != 0) return true;
         }
         return false;
@@ -219,7 +228,7 @@ private:
         epoch_ = epoch;
         Blocker b;
         std::uint64_t min_head = 0;
-        for (std::uint64_t i = 0; i < nsubs_; ++i) {
+        for (std::uint64_t i = 0, high = table_high(); i < high; ++i) {
             const std::uint64_t e = s_.geo().entry_off(i);
             // State, generation, eviction word, flags, max_lag, head: acquire
             // loads, each once; pair with the registrant's stores of head and

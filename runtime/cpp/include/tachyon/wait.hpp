@@ -237,7 +237,7 @@ inline void yield() noexcept { ::sched_yield(); }
 
 // ---------------------------------------------------------------------------
 // Test seam: when a test sets it, called at named steps of the protocol
-// ("register:joining", "register:epoch", "wait:park") so that the test can
+// ("register:joining", "register:epoch", "wait:park", "wait:futex") so that the test can
 // interleave another party's steps there deterministically. Never set
 // otherwise; a null check on paths that already make system calls.
 inline void (*test_hook)(std::string_view point) = nullptr;
