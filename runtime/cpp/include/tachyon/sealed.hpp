@@ -170,7 +170,9 @@ inline bool transfer(int fd, std::byte* buf, std::size_t n, bool write, Clock::t
     (void)::setsockopt(sock.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);  // bounds a connect to a full backlog
     if (retry_eintr([&] { return ::connect(sock.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr); }) != 0) {
         const int err = errno;
-        raise(err == ENOENT ? Errc::not_found : Errc::system, op, path, {"connect: ", std::strerror(err)});
+        // No socket, or nobody listening on it: no ring there (yet).
+        raise(err == ENOENT || err == ECONNREFUSED ? Errc::not_found : Errc::system, op, path,
+              {"connect: ", std::strerror(err)});
     }
     const auto deadline = deadline_after(kHandshakeTimeout);
     HandshakeBytes hello = encode_handshake(kHello, want);
