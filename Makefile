@@ -111,10 +111,15 @@ bench: bench-deps
 bench-quick: bench-deps
 	bin/bench --quick --out build/bench-quick.json --svg build/bench-quick.svg
 
-bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
+bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc build/bench/ring_pingpong bin/bench
 
 bin/bench:
 	$(GO) build -o $@ ./bench
+
+# The C++ pinger of the C++<->C++ round trips (its echo is any peer's).
+build/bench/ring_pingpong: runtime/cpp/bench/ring_pingpong.cpp runtime/cpp/include/tachyon/*.hpp $(GEN)/.stamp
+	@mkdir -p build/bench
+	$(CXX) -std=c++20 -O2 -Wall -Wextra -Wpedantic -Iruntime/cpp/include -I$(GEN)/cpp $< -o $@
 
 build/bench/%: runtime/cpp/bench/%.c runtime/cpp/bench/floor.h
 	@mkdir -p build/bench

@@ -63,10 +63,13 @@ func TestSmoke(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
+	// The C++ pinger needs the message header peers.Build generated.
+	require.NoError(t, run("g++", "-std=c++20", "-O2", "-Wall", "-Wextra", "-Werror", "-Iruntime/cpp/include",
+		"-I"+filepath.Join(dir, "cpp"), "runtime/cpp/bench/ring_pingpong.cpp", "-o", bin("ring_pingpong")))
 
 	results, svg := bin("results.json"), bin("latency.svg")
 	cmd := exec.Command(bin("bench"), "--smoke", "--out", results, "--svg", svg,
-		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
+		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"), "--cpp-pingpong", bin("ring_pingpong"),
 		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0], "--tachyon-gen", ps.TachyonGen,
 		"--python", ps.Python.Argv[0], "--python-gen", ps.PythonGen)
 	cmd.Dir = top
@@ -83,7 +86,7 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(data, &doc))
 	assert.Empty(t, doc.Missing, "every step must run")
-	for _, name := range []string{"floor_rtt_p50_ns", "protocol_floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns",
+	for _, name := range []string{"floor_rtt_p50_ns", "protocol_floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns", "cpp_cpp_rtt_p50_ns", "cpp_cpp_msgs_per_s",
 		"uds_rtt_p50_ns", "pipe_rtt_p50_ns", "floor_ring_msgs_per_s", "go_go_msgs_per_s", "go_python_msgs_per_s",
 		"mp_queue_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", "go_allocs_per_msg",
 		"generate_1000_s"} {

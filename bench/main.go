@@ -58,6 +58,7 @@ var (
 	svg      = flag.String("svg", "bench-latency.svg", "latency plot")
 	floorPP  = flag.String("floor-pingpong", "build/bench/floor_pingpong", "C cache-line ping-pong floor")
 	floorRng = flag.String("floor-spsc", "build/bench/floor_spsc", "C SPSC ring floor")
+	cppPing  = flag.String("cpp-pingpong", "build/bench/ring_pingpong", "C++ ring pinger (runtime/cpp/bench)")
 	gopeer   = flag.String("gopeer", "bin/gopeer", "Go interop peer")
 	gen      = flag.String("tachyon-gen", "bin/tachyon-gen", "tachyon-gen binary")
 	python   = flag.String("python", ".venv/bin/python", "Python of the venv")
@@ -142,6 +143,10 @@ func main() {
 			return nil
 		})
 	}
+	step("C++<->C++ ring ping-pong", func() error {
+		return medianJSON(r, "cpp_cpp_rtt_p50_ns", *cppPing, "--iterations", fmt.Sprint(n), "--warmup", fmt.Sprint(warm/10),
+			"--key", "cpp_cpp", "--", *cppPeer)
+	})
 	step("Go<->Go ring ping-pong, echo parked (futex wake)", func() error {
 		l, err := ringPingPong([]string{*gopeer}, "parked", n/100, 20, 2*time.Millisecond)
 		if err != nil {
@@ -181,6 +186,7 @@ func main() {
 	})
 	step("Go->C++ throughput", func() error { return peerThroughput(r, "go_cpp", gp, cp, streamMsgs) })
 	step("C++->Go throughput", func() error { return peerThroughput(r, "cpp_go", cp, gp, streamMsgs) })
+	step("C++->C++ throughput", func() error { return peerThroughput(r, "cpp_cpp", cp, cp, streamMsgs) })
 	// The Python subscriber is pypeer's, draining NumPy batches and checking
 	// every seq and payload byte like the Go and C++ peers.
 	step("Go->Python throughput", func() error { return peerThroughput(r, "go_python", gp, pp, streamMsgs) })
