@@ -928,6 +928,20 @@ void hostile_tail_and_stamps() {
         check(e == Errc::corrupt, "a tail of 2^62 over stamps that never held it: " + harness::describe(e));
         check(sub.borrow(0ns).error() != Errc::ok, "borrow");
     }
+    {
+        // A stamp naming a newer index j < capacity - 1 in head's slot (no
+        // honest producer writes it): lapped, skipping to max(h+1,
+        // sat(j+1-capacity)) = h+1, never to a wrapped u64 difference.
+        RingName small;
+        auto p = Publisher<Tick>::create(small, {.capacity = 8});
+        auto sub = Subscriber<Tick>::attach(small);
+        publish_ticks(p, 0, 1);
+        const auto gs = geometry(p);
+        shared_u64(p, gs.slots_off).store(2 * 1 + 2);  // index 1's stamp in index 0's slot
+        Tick m{};
+        check_eq(sub.try_recv(m), Errc::empty, "skipped, then nothing");
+        check_eq(sub.dropped(), 1u, "one index dropped, not 2^64 - 6");
+    }
 }
 
 /// A subscriber process SIGKILLed while the producer waits on it: its entry
