@@ -584,6 +584,53 @@ void borrow_release() {
     check_eq(sub.release(), Errc::ok, "release batch");
 }
 
+/// Both slot layouts carry a stream the same way (ABI.md §3): the automatic
+/// choice (line for a message of at most 56 bytes, packed above), and line
+/// forced for a 64-byte one, whose slots then span two whole cache lines.
+/// Read by copy and by batch borrow, whose stride is the slot size.
+void slot_layouts() {
+    namespace abi = tachyon::abi;
+    {
+        RingName name;
+        auto pub = Publisher<Small>::create(name, {.capacity = 16});
+        const auto g = geometry(pub);
+        check(g.line_slots, "automatic: line for 16 bytes");
+        check_eq(g.slot_size, 64u, "one line per slot");
+        check_eq(shared_u32(pub, abi::kOffFlags).load() & abi::kFlagLineSlots, abi::kFlagLineSlots, "flag");
+        auto sub = Subscriber<Small>::attach(name);
+        for (std::uint64_t i = 0; i < 40; ++i) {
+            check_eq(pub.publish(Small{i, i * 3}), Errc::ok, "publish");
+            Small m{};
+            check_eq(sub.recv(m, 1s), Errc::ok, "recv");
+            check(m.seq == i && m.value == i * 3, "the message");
+        }
+    }
+    for (const auto layout : {tachyon::SlotLayout::automatic, tachyon::SlotLayout::line}) {
+        Scope scope(std::string("Tick, ") + std::string(tachyon::to_string(layout)));
+        RingName name;
+        auto pub = Publisher<Tick>::create(name, {.capacity = 16, .slot_layout = layout});
+        const auto g = geometry(pub);
+        const bool line = layout == tachyon::SlotLayout::line;
+        check_eq(g.line_slots, line, "line slots");
+        check_eq(g.slot_size, line ? 128u : 72u, "slot size");
+        check_eq(g.slots_off % 64, 0u, "slots start on a cache line");
+        auto sub = Subscriber<Tick>::attach(name);
+        std::uint64_t next = 0;
+        for (std::uint64_t round = 0; round < 5; ++round) {
+            publish_ticks(pub, round * 10, 10);
+            while (next < round * 10 + 10) {
+                auto b = sub.borrow_batch(16, 1s);
+                check_eq(b.error(), Errc::ok, "borrow_batch");
+                for (const Tick& t : *b) {
+                    check_eq(t.seq, next++, "in order");
+                    check(t.intact(), "intact");
+                }
+                check_eq(sub.release(), Errc::ok, "release");
+            }
+        }
+    }
+}
+
 void borrow_batch_wrap() {
     RingName name;
     auto pub = Publisher<Tick>::create(name, {.capacity = 8, .batch = 2});
@@ -1181,6 +1228,7 @@ const harness::Register registered{
     {"recv_timeout", recv_timeout},
     {"idle_subscriber_parks", idle_subscriber_parks},
     {"borrow_release", borrow_release},
+    {"slot_layouts", slot_layouts},
     {"borrow_batch_wrap", borrow_batch_wrap},
     {"block_timeout", block_timeout},
     {"drop_newest_counts_refusals", drop_newest_counts_refusals},
