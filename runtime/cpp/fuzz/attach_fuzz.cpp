@@ -38,39 +38,16 @@
 
 #include <tachyon/ring.hpp>
 
+#include "../tests/messages.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 
 // The golden vectors' message types (golden/abi/README.md).
-struct alignas(8) Tick {
-    static constexpr std::uint64_t kFingerprint = 0x7ac49e0f1d2b3c4dULL;
-    static constexpr std::uint32_t kTypeId = 1;
-    static constexpr std::size_t kSize = 64;
-    static constexpr std::size_t kAlign = 8;
-    std::uint64_t seq;
-    std::uint64_t timestamp_ns;
-    std::uint8_t payload[48];
-};
-
-struct alignas(8) Small {
-    static constexpr std::uint64_t kFingerprint = 0x5a11000000000003ULL;
-    static constexpr std::uint32_t kTypeId = 3;
-    static constexpr std::size_t kSize = 16;
-    static constexpr std::size_t kAlign = 8;
-    std::uint64_t seq;
-    std::uint64_t value;
-};
-
-struct alignas(64) Book {
-    static constexpr std::uint64_t kFingerprint = 0xb00c000000000002ULL;
-    static constexpr std::uint32_t kTypeId = 2;
-    static constexpr std::size_t kSize = 64;
-    static constexpr std::size_t kAlign = 64;
-    std::uint64_t seq;
-    std::uint64_t levels[6];
-    std::uint64_t check;
-};
+using fixtures::Book;
+using fixtures::Small;
+using fixtures::Tick;
 
 /// Touches every byte of a message, so a read outside the mapping is caught.
 template <class T>

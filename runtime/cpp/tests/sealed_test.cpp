@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -57,14 +58,20 @@ private:
     std::string path_;
 };
 
-/// A sealed ring served on a socket by a thread, stopped at scope exit.
+/// A sealed ring served on a socket in a private directory by a thread,
+/// stopped at scope exit.
 struct Served {
+    RingName name;
+    TempDir dir;
+    std::string path = dir.file("ring.sock");
     Publisher<Tick> pub;
     tachyon::SealedServer server;
     std::thread thread;
 
-    Served(const RingName& name, const std::string& path, tachyon::Options opts = {.capacity = 64})
+    explicit Served(tachyon::Options opts = {.capacity = 64})
         : pub(Publisher<Tick>::create_sealed(name, opts)), server(pub.serve(path)) {}
+    Served(const Served&) = delete;
+    Served& operator=(const Served&) = delete;
     void start() {
         thread = std::thread([this] { server.run(); });
     }
@@ -81,16 +88,13 @@ struct Served {
 /// the ring is in /dev/shm, and the socket is created with mode 0600.
 void sealed_stream_other_process() {
     constexpr std::uint64_t n = 100'000;
-    RingName name;
-    TempDir dir;
-    const std::string path = dir.file("ring.sock");
-    Served s(name, path);
-    check(::access(name.path().c_str(), F_OK) != 0, "a sealed ring has no name in /dev/shm");
+    Served s;
+    check(::access(s.name.path().c_str(), F_OK) != 0, "a sealed ring has no name in /dev/shm");
     struct stat st{};
-    check(::stat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode), "the socket exists");
+    check(::stat(s.path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode), "the socket exists");
     check_eq(st.st_mode & 0777, 0600u, "socket mode");
     Child reader = Child::spawn([&](Child& link) {
-        auto sub = Subscriber<Tick>::dial(path);
+        auto sub = Subscriber<Tick>::dial(s.path);
         link.say("ready");
         Seen seen;
         check_eq(drain(sub, seen), Errc::closed, "end");
@@ -110,12 +114,9 @@ void sealed_stream_other_process() {
 /// writable descriptor: ftruncate fails with EPERM both ways, and the seals
 /// themselves are sealed.
 void sealed_truncation_eperm() {
-    RingName name;
-    TempDir dir;
-    const std::string path = dir.file("ring.sock");
-    {
-    Served s(name, path);
-    s.start();
+    std::optional<Served> s(std::in_place);
+    s->start();
+    const std::string path = s->path;
     const int fd = tachyon::detail::dial_sealed(path, tachyon::identity_of<Tick>());
     struct stat st{};
     check(::fstat(fd, &st) == 0, "fstat");
@@ -130,11 +131,12 @@ void sealed_truncation_eperm() {
     auto sub = Subscriber<Tick>::dial(path);
     Tick m{};
     m.fill(7);
-    check_eq(s.pub.publish(m), Errc::ok, "publish");
-    s.pub.flush();
+    check_eq(s->pub.publish(m), Errc::ok, "publish");
+    s->pub.flush();
     check_eq(sub.try_recv(m), Errc::ok, "try_recv");
     check_eq(m.seq, 7u, "seq");
-    }
+    sub.close();
+    s.reset();
     check(::access(path.c_str(), F_OK) != 0, "the server removes its socket");
 }
 
@@ -142,11 +144,10 @@ void sealed_truncation_eperm() {
 /// the subscriber's side; the server counts it and goes on serving), and
 /// every subscriber once the publisher closed.
 void sealed_refusals() {
-    RingName name;
-    TempDir dir;
-    const std::string path = dir.file("ring.sock");
-    Served s(name, path);
+    Served s;
     s.start();
+    const std::string& path = s.path;
+    const TempDir& dir = s.dir;
     std::string what;
     check_eq(attach_error([&] { (void)Subscriber<Book>::dial(path); }, &what), Errc::mismatch, "another type");
     check_contains(what, "dial \"" + path + "\": message type mismatch: fingerprint 0x7ac49e0f1d2b3c4d, want 0xb00c000000000002");
@@ -205,22 +206,7 @@ void sealed_refuses_unsealed() {
             tachyon::detail::Fd mem(::memfd_create("fake", MFD_CLOEXEC | MFD_ALLOW_SEALING));
             (void)!::ftruncate(mem.get(), 4096);
             if (c.seals > 0) (void)::fcntl(mem.get(), F_ADD_SEALS, c.seals);
-            iovec iov{reply.data(), reply.size()};
-            alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-            msghdr mh{};
-            mh.msg_iov = &iov;
-            mh.msg_iovlen = 1;
-            if (c.seals >= 0) {
-                mh.msg_control = control;
-                mh.msg_controllen = sizeof control;
-                cmsghdr* cm = CMSG_FIRSTHDR(&mh);
-                cm->cmsg_level = SOL_SOCKET;
-                cm->cmsg_type = SCM_RIGHTS;
-                cm->cmsg_len = CMSG_LEN(sizeof(int));
-                const int fd = mem.get();
-                std::memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-            }
-            (void)::sendmsg(conn.get(), &mh, MSG_NOSIGNAL);
+            (void)tachyon::detail::send_handshake(conn.get(), reply, c.seals >= 0 ? mem.get() : -1);
         });
         std::string what;
         const Errc got = attach_error([&] { (void)Subscriber<Tick>::dial(path); }, &what);

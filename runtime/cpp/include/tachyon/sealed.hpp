@@ -145,6 +145,26 @@ inline bool transfer(int fd, std::byte* buf, std::size_t n, bool write, Clock::t
     return done == n;
 }
 
+/// Sends a handshake message with, when fd >= 0, the descriptor attached
+/// as SCM_RIGHTS. Whether all of it was sent.
+inline bool send_handshake(int conn, HandshakeBytes& msg, int fd) noexcept {
+    iovec iov{msg.data(), msg.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
+    msghdr mh{};
+    mh.msg_iov = &iov;
+    mh.msg_iovlen = 1;
+    if (fd >= 0) {
+        mh.msg_control = control;
+        mh.msg_controllen = sizeof control;
+        cmsghdr* c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+    }
+    return ::sendmsg(conn, &mh, MSG_NOSIGNAL) == static_cast<ssize_t>(msg.size());
+}
+
 /// Fills a sockaddr_un with path, or explains why it cannot hold it.
 [[nodiscard]] inline bool unix_address(std::string_view path, sockaddr_un* addr) noexcept {
     *addr = sockaddr_un{};
@@ -381,21 +401,7 @@ private:
             return Errc::closed;
         }
         detail::HandshakeBytes okay = detail::encode_handshake(detail::kOkay, ours);
-        iovec iov{okay.data(), okay.size()};
-        alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))]{};
-        msghdr mh{};
-        mh.msg_iov = &iov;
-        mh.msg_iovlen = 1;
-        mh.msg_control = control;
-        mh.msg_controllen = sizeof control;
-        cmsghdr* c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        const int fd = share_->fd.get();
-        std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-        const ssize_t n = ::sendmsg(conn, &mh, MSG_NOSIGNAL);
-        return n == static_cast<ssize_t>(okay.size()) ? Errc::ok : Errc::system;
+        return detail::send_handshake(conn, okay, share_->fd.get()) ? Errc::ok : Errc::system;
     }
 
     void unlink_if_ours() noexcept {
