@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tachyon/ring.hpp>
@@ -249,6 +250,22 @@ void remove_stale_rings() {
     check_eq(attach_error([&] { tachyon::remove(garbage); }, &what), Errc::corrupt, "garbage");
     check_contains(what, "not a ring segment; not removed");
     check_eq(attach_error([&] { tachyon::remove(young); }, &what), Errc::in_use, "young zero file");
+    {
+        // An all-zero header older than 5 s is a creator that died before
+        // writing it: removed. A zero magic over other bytes is no ring.
+        RingName old_zero, zero_magic;
+        write_segment(old_zero, std::vector<std::byte>(1600));
+        std::vector<std::byte> odd(1600);
+        odd[100] = std::byte{1};
+        write_segment(zero_magic, odd);
+        for (const RingName* n : {&old_zero, &zero_magic}) {
+            const timespec past[2] = {{::time(nullptr) - 60, 0}, {::time(nullptr) - 60, 0}};
+            check(::utimensat(AT_FDCWD, n->path().c_str(), past, 0) == 0, "age the file");
+        }
+        tachyon::remove(old_zero);
+        check(::access(old_zero.path().c_str(), F_OK) != 0, "the old all-zero file is removed");
+        check_eq(attach_error([&] { tachyon::remove(zero_magic); }), Errc::corrupt, "zero magic, not an empty header");
+    }
     check_eq(attach_error([&] { tachyon::remove("no-such-ring-" + live.str()); }), Errc::not_found, "missing");
     check_eq(attach_error([&] { tachyon::remove("../etc"); }), Errc::invalid_name, "name");
     // The sweep over this process's prefix removes exactly the dead one.

@@ -5,6 +5,7 @@
 // read lock); and the removal of stale rings, which takes no lock.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -562,12 +563,13 @@ inline void remove(std::string_view name) {
         detail::raise(Errc::in_use, "remove", name, {"its publisher is alive"});
     struct stat st{};
     if (::fstat(fd, &st) != 0) detail::raise_errno(Errc::system, "remove", name, "fstat", errno);
-    std::byte raw[8]{};
+    std::byte raw[abi::kHeaderSize]{};
     const ssize_t n = ::pread(fd, raw, sizeof raw, 0);
     const auto magic = abi::detail::load_le<std::uint64_t>(std::span<const std::byte>(raw), 0);
-    if (n == 8 && magic == abi::kMagic) {
+    const bool all_zero = n >= 0 && std::all_of(raw, raw + n, [](std::byte b) { return b == std::byte{0}; });
+    if (n >= 8 && magic == abi::kMagic) {
         // A ring of any ABI version whose publisher is gone.
-    } else if (magic == 0) {
+    } else if (all_zero) {
         // A creator that died before writing the header, or one still
         // initialising: only the former is stale.
         timespec now{};
@@ -596,7 +598,7 @@ inline std::vector<std::string> remove_stale(std::string_view prefix) {
     ::closedir(dir);
     for (const std::string& n : names) {
         try {
-            remove(n);
+            tachyon::remove(n);
             removed.push_back(n);
         } catch (const Error& e) {
             const Errc c = e.code();
