@@ -100,6 +100,6 @@ func TestSmoke(t *testing.T) {
 	assert.GreaterOrEqual(t, len(doc.Targets), 7, "every target is evaluated")
 	plot, err := os.ReadFile(svg)
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(string(plot), "<svg") || strings.HasPrefix(string(plot), "<?xml"), "an SVG plot")
+	require.NoError(t, imageError(svg, plot))
 	assert.Contains(t, string(out), "target")
 }

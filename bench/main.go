@@ -25,6 +25,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gonum.org/v1/plot/vg"
+
 	"github.com/tachyon-io/tachyon/examples/pipeline/peers"
 )
 
@@ -210,8 +212,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	if err := os.WriteFile(*svg, plot(r), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+	p, err := latencyPlot(r)
+	if err == nil {
+		err = save(p, 8*vg.Inch, 5*vg.Inch, *svg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: plot:", err)
 		os.Exit(1)
 	}
 	fmt.Printf("\nwrote %s and %s\n", *out, *svg)
