@@ -13,7 +13,8 @@ CXX     ?= g++
 GEN     := build/gen
 
 .PHONY: all demo test test-go test-python test-cpp lint fmt golden bench bench-quick \
-        bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
+        bench-python bench-go bench-deps bench-peers bench-peers-deps fuzz soak clean venv tachyon-gen peers generate \
+        bin/gopeer bin/bench
 
 all: tachyon-gen
 
@@ -100,6 +101,15 @@ bench-quick: bench-deps
 	bin/bench --quick --out build/bench-quick.json --svg build/bench-quick.svg
 
 bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
+
+## bench-peers: Tachyon beside Aeron, iceoryx2 and riyaneel's Tachyon, interleaved
+## rounds (minutes; builds the peers from crates.io and Maven Central, so it
+## needs the registries; writes bench-peers.json and bench-peers-*.svg/png)
+bench-peers: bench-deps bench-peers-deps
+	bin/bench peers
+
+bench-peers-deps:
+	@bench/peers/build.sh
 
 bin/bench:
 	$(GO) build -o $@ ./bench

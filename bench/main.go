@@ -71,6 +71,9 @@ func main() {
 	if len(os.Args) > 2 && os.Args[1] == "child" {
 		os.Exit(runChild(os.Args[2], os.Args[3:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "peers" {
+		os.Exit(peersMain(os.Args[2:]))
+	}
 	flag.Parse()
 	r := &results{Machine: machine(), Metrics: map[string]Metric{}, Latency: map[string]Latency{}, Missing: map[string]string{}}
 	n, warm := 200_000, 20_000

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"image/color"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,9 +22,9 @@ var percentiles = []string{"p50", "p90", "p99", "p99.9"}
 func latencyPlot(r *results) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = fmt.Sprintf("Round trip of a 64-byte message, %v", r.Machine["cpu"])
-	p.Y.Label.Text = "round trip (ns)"
+	p.Y.Label.Text = "round trip (log scale)"
 	p.Y.Scale = plot.LogScale{}
-	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	p.Y.Tick.Marker = durationTicks{}
 	p.NominalX(percentiles...)
 	p.Legend.Top = true
 	p.Legend.Left = true
@@ -95,5 +94,3 @@ func save(p *plot.Plot, w, h vg.Length, names ...string) error {
 	return nil
 }
 
-// gray is the colour of reference figures (floors) in every plot.
-var gray = color.Gray{Y: 0x88}
