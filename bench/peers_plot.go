@@ -170,4 +170,3 @@ func savePeerPlots(doc *peersDoc, prefix string) ([]string, error) {
 	}
 	return files, nil
 }
-

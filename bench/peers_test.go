@@ -14,7 +14,7 @@ import (
 // TestPeerPlotsRender draws the bench-peers plots from a fixture run: every
 // file parses as what its name says, and the SVGs name the systems, escaped.
 func TestPeerPlotsRender(t *testing.T) {
-	doc := loadFixture[peersDoc](t, "bench-peers.json")
+	doc := loadFixture[peersDoc](t, "make-bench-peers.json")
 	prefix := filepath.Join(t.TempDir(), "bench-peers")
 	files, err := savePeerPlots(doc, prefix)
 	require.NoError(t, err)
@@ -36,7 +36,7 @@ func TestPeerPlotsRender(t *testing.T) {
 // results file, measuring nothing.
 func TestPeersFromFile(t *testing.T) {
 	prefix := filepath.Join(t.TempDir(), "p")
-	require.Equal(t, 0, peersMain([]string{"--from", filepath.Join("testdata", "bench-peers.json"), "--plots", prefix}))
+	require.Equal(t, 0, peersMain([]string{"--from", filepath.Join("testdata", "make-bench-peers.json"), "--plots", prefix}))
 	for _, f := range peerPlotFiles(prefix) {
 		assert.FileExists(t, f)
 	}
@@ -44,7 +44,7 @@ func TestPeersFromFile(t *testing.T) {
 }
 
 func TestPeersTable(t *testing.T) {
-	table := peersTable(loadFixture[peersDoc](t, "bench-peers.json"))
+	table := peersTable(loadFixture[peersDoc](t, "make-bench-peers.json"))
 	assert.Contains(t, table, "| 64-byte messages | RTT p50 | RTT p99 | RTT p99.9 | one-way msgs/s |")
 	assert.Contains(t, table, "| Tachyon Rust<->Rust | not measured: the Rust ring client does not exist yet |")
 	// The protocol floor streams nothing; medians come with their spread.

@@ -93,4 +93,3 @@ func save(p *plot.Plot, w, h vg.Length, names ...string) error {
 	}
 	return nil
 }
-

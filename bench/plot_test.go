@@ -77,7 +77,7 @@ func loadFixture[T any](t *testing.T, name string) *T {
 }
 
 func TestLatencyPlotRenders(t *testing.T) {
-	r := loadFixture[results](t, "bench-results.json")
+	r := loadFixture[results](t, "make-bench.json")
 	p, err := latencyPlot(r)
 	require.NoError(t, err)
 	for _, name := range []string{"bench-latency.svg", "bench-latency.png"} {
