@@ -88,6 +88,9 @@ type peersDoc struct {
 	Method  map[string]any `json:"method"`
 	Sizes   peerSizes      `json:"sizes"`
 	Order   [][]string     `json:"order"`
+	// Busy is, per round, the share of CPU time others used in the second
+	// before it started (after waiting up to --quiet-wait for it to fall).
+	Busy []float64 `json:"cpu_busy_before_round"`
 	Systems []systemResult `json:"systems"`
 }
 
@@ -106,6 +109,7 @@ func peersMain(args []string) int {
 	from := fs.String("from", "", "measure nothing: print the table and draw the plots of this results file")
 	only := fs.String("only", "", "measure only the systems whose key matches this regular expression")
 	smoke := fs.Bool("smoke", false, "tiny sample sizes: proves the harness works, measures nothing useful")
+	quiet := fs.Duration("quiet-wait", time.Minute, "before each round, wait up to this long for the CPUs to be idle (others' work)")
 	var p peerPaths
 	fs.StringVar(&p.floorPP, "floor-pingpong", "build/bench/floor_pingpong", "C cache-line ping-pong floor")
 	fs.StringVar(&p.floorSPSC, "floor-spsc", "build/bench/floor_spsc", "C SPSC ring floor")
@@ -149,7 +153,7 @@ func peersMain(args []string) int {
 			systems = append(systems, s)
 		}
 	}
-	doc := measurePeers(systems, *rounds, z)
+	doc := measurePeers(systems, *rounds, z, *quiet)
 	return finishPeers(doc, *out, *plots)
 }
 
@@ -175,7 +179,7 @@ func finishPeers(doc *peersDoc, out, plots string) int {
 }
 
 // measurePeers runs the rounds and summarises them.
-func measurePeers(systems []system, rounds int, z peerSizes) *peersDoc {
+func measurePeers(systems []system, rounds int, z peerSizes, quiet time.Duration) *peersDoc {
 	doc := &peersDoc{Machine: machine(), Sizes: z, Method: map[string]any{
 		"rounds":        rounds,
 		"message_bytes": 64,
@@ -201,6 +205,7 @@ func measurePeers(systems []system, rounds int, z peerSizes) *peersDoc {
 		}
 	}
 	for r := range rounds {
+		doc.Busy = append(doc.Busy, awaitQuiet(quiet))
 		var order []string
 		for k := range run {
 			i := run[(k+r)%len(run)]
@@ -238,6 +243,57 @@ func measurePeers(systems []system, rounds int, z peerSizes) *peersDoc {
 	doc.Systems = res
 	doc.Machine["load_after"] = loadAverage()
 	return doc
+}
+
+// quietBusy is the share of CPU time in use below which the machine counts
+// as idle: a benchmark's two spinning processes want both CPUs.
+const quietBusy = 0.15
+
+// busyWindow is how long cpuBusy watches the CPUs.
+var busyWindow = time.Second
+
+// awaitQuiet waits up to limit for the CPUs to be idle and returns the last
+// share of CPU time found in use, over busyWindow (0 where unknown).
+func awaitQuiet(limit time.Duration) float64 {
+	deadline := time.Now().Add(limit)
+	for {
+		busy, ok := cpuBusy(busyWindow)
+		if !ok || busy < quietBusy || time.Now().After(deadline) {
+			if busy >= quietBusy {
+				fmt.Fprintf(os.Stderr, "bench peers: the CPUs are %.0f%% busy with other work: figures will be noisy\n", 100*busy)
+			}
+			return busy
+		}
+	}
+}
+
+// cpuBusy is the share of CPU time not idle over d, from /proc/stat.
+func cpuBusy(d time.Duration) (float64, bool) {
+	sample := func() (idle, total float64, ok bool) {
+		data, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return 0, 0, false
+		}
+		f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0]) // cpu user nice system idle iowait ...
+		if len(f) < 5 || f[0] != "cpu" {
+			return 0, 0, false
+		}
+		for i, v := range f[1:] {
+			x, _ := strconv.ParseFloat(v, 64)
+			total += x
+			if i == 3 || i == 4 { // idle, iowait
+				idle += x
+			}
+		}
+		return idle, total, true
+	}
+	i0, t0, ok0 := sample()
+	time.Sleep(d)
+	i1, t1, ok1 := sample()
+	if !ok0 || !ok1 || t1 <= t0 {
+		return 0, false
+	}
+	return 1 - (i1-i0)/(t1-t0), true
 }
 
 // leftovers are the files iceoryx2 keeps after its last node has gone (a

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -92,9 +93,11 @@ func TestMeasurePeersInterleaves(t *testing.T) {
 				return 5e6, nil
 			}}
 	}
+	defer func(w time.Duration) { busyWindow = w }(busyWindow)
+	busyWindow = 10 * time.Millisecond
 	absent := system{Key: "absent", Label: "absent", missing: "not built",
 		rtt: func(string, peerSizes) (Latency, error) { t.Fatal("an unbuilt system ran"); return Latency{}, nil }}
-	doc := measurePeers([]system{sys("a", false), absent, sys("b", true), sys("c", false)}, 4, peerSizes{})
+	doc := measurePeers([]system{sys("a", false), absent, sys("b", true), sys("c", false)}, 4, peerSizes{}, 0)
 	assert.Equal(t, [][]string{{"a", "b", "c"}, {"b", "c", "a"}, {"c", "a", "b"}, {"a", "b", "c"}}, doc.Order)
 	assert.Equal(t, []string{"a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"}, calls)
 	require.Len(t, doc.Systems, 4)
@@ -108,6 +111,7 @@ func TestMeasurePeersInterleaves(t *testing.T) {
 	assert.Zero(t, b.Median.MsgsPerS, "no round streamed")
 	assert.Equal(t, 5e6, doc.Systems[0].Median.MsgsPerS)
 	assert.NotNil(t, doc.Machine["load_before"])
+	assert.Len(t, doc.Busy, 4, "the CPU share others used, before each round")
 }
 
 func TestLatencyFrom(t *testing.T) {
