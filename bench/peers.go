@@ -90,7 +90,7 @@ type peersDoc struct {
 	Order   [][]string     `json:"order"`
 	// Busy is, per round, the share of CPU time others used in the second
 	// before it started (after waiting up to --quiet-wait for it to fall).
-	Busy []float64 `json:"cpu_busy_before_round"`
+	Busy    []float64      `json:"cpu_busy_before_round"`
 	Systems []systemResult `json:"systems"`
 }
 
