@@ -535,16 +535,8 @@ func tachyonRTT(ping, echo peers.Peer, tag string, z peerSizes) (Latency, error)
 // tachyonStream streams z.StreamMsgs messages from one peer to another
 // through the interop harness, both pinned, every message checked.
 func tachyonStream(pub, sub peers.Peer, tag string, z peerSizes) (float64, error) {
-	run := peers.Run{Ring: "tachyon-bench-peers-" + tag, Count: z.StreamMsgs, Pub: pub, Subs: []peers.Sub{{Peer: sub}},
-		Capacity: streamCapacityPeers, Pin: true}
-	res, err := peers.Execute(run)
-	if err == nil {
-		err = res.Check(run)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return res.Subs[0].MsgsPerS, nil
+	return streamRate(peers.Run{Ring: "tachyon-bench-peers-" + tag, Count: z.StreamMsgs, Pub: pub,
+		Subs: []peers.Sub{{Peer: sub}}, Capacity: streamCapacityPeers, Pin: true})
 }
 
 // floorRTT runs the C ping-pong floor once and reads its percentiles.

@@ -84,16 +84,25 @@ fn receive(s: &Sub) -> iceoryx2::sample::Sample<ipc::Service, [u8], ()> {
     }
 }
 
-fn ping(a: &Args) {
-    let node = node();
-    let a2b = rtt_service(&node, &format!("{}-a2b", a.name));
-    let b2a = rtt_service(&node, &format!("{}-b2a", a.name));
-    let tx = publisher(&a2b);
-    let rx: Sub = b2a
+/// This side's ports of the two round-trip services: the ping publishes on
+/// NAME-a2b and subscribes to NAME-b2a, the echo the other way round. Waits
+/// until the other side's subscriber is there.
+fn rtt_ports(a: &Args, node: &Node<ipc::Service>, ping_side: bool) -> (Pub, Sub) {
+    let a2b = rtt_service(node, &format!("{}-a2b", a.name));
+    let b2a = rtt_service(node, &format!("{}-b2a", a.name));
+    let (out, back) = if ping_side { (a2b, b2a) } else { (b2a, a2b) };
+    let tx = publisher(&out);
+    let rx: Sub = back
         .subscriber_builder()
         .create()
         .unwrap_or_else(or_fail("create subscriber"));
-    await_subscriber(a, &a2b);
+    await_subscriber(a, &out);
+    (tx, rx)
+}
+
+fn ping(a: &Args) {
+    let node = node();
+    let (tx, rx) = rtt_ports(a, &node, true);
     pin(a.pin);
     let mut rtts = Rtts::with_capacity(a.count);
     let mut msg = [0u8; MSG];
@@ -121,14 +130,7 @@ fn ping(a: &Args) {
 fn echo(a: &Args) {
     pin(a.pin);
     let node = node();
-    let a2b = rtt_service(&node, &format!("{}-a2b", a.name));
-    let b2a = rtt_service(&node, &format!("{}-b2a", a.name));
-    let tx = publisher(&b2a);
-    let rx: Sub = a2b
-        .subscriber_builder()
-        .create()
-        .unwrap_or_else(or_fail("create subscriber"));
-    await_subscriber(a, &b2a);
+    let (tx, rx) = rtt_ports(a, &node, false);
     loop {
         let got = receive(&rx);
         if seq_of(got.payload()) == STOP {
