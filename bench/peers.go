@@ -19,11 +19,13 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tachyon-io/tachyon/examples/pipeline/peers"
@@ -153,9 +155,20 @@ func peersMain(args []string) int {
 			systems = append(systems, s)
 		}
 	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	peersCtx = ctx
 	doc := measurePeers(systems, *rounds, z, *quiet)
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "bench peers: interrupted; nothing written")
+		return 130
+	}
 	return finishPeers(doc, *out, *plots)
 }
+
+// peersCtx ends the peer processes of a measurement when bench peers is
+// interrupted.
+var peersCtx = context.Background()
 
 // finishPeers prints the table, writes the results file (unless out is
 // empty) and draws the plots.
@@ -208,6 +221,9 @@ func measurePeers(systems []system, rounds int, z peerSizes, quiet time.Duration
 		doc.Busy = append(doc.Busy, awaitQuiet(quiet))
 		var order []string
 		for k := range run {
+			if peersCtx.Err() != nil {
+				return doc
+			}
 			i := run[(k+r)%len(run)]
 			s := systems[i]
 			order = append(order, s.Key)
@@ -296,10 +312,19 @@ func cpuBusy(d time.Duration) (float64, bool) {
 	return 1 - (i1-i0)/(t1-t0), true
 }
 
-// leftovers are the files iceoryx2 keeps after its last node has gone (a
-// global management segment in /dev/shm, its /tmp/iceoryx2 directory).
+// leftovers are what the peers may leave behind: the files iceoryx2 keeps
+// after its last node has gone (a global management segment in /dev/shm,
+// its /tmp/iceoryx2 directory), and this run's rings that a killed
+// publisher could not unlink (their names carry this process's id).
 func leftovers() []string {
 	paths, _ := filepath.Glob("/dev/shm/iox2_*")
+	rings, _ := filepath.Glob("/dev/shm/tachyon-bench-*")
+	mine := fmt.Sprintf("-%d-", os.Getpid())
+	for _, r := range rings {
+		if strings.Contains(r, mine) {
+			paths = append(paths, r)
+		}
+	}
 	if _, err := os.Stat("/tmp/iceoryx2"); err == nil {
 		paths = append(paths, "/tmp/iceoryx2")
 	}
@@ -595,7 +620,7 @@ const pairTimeout = 3 * time.Minute
 // publisher), waits for both and returns the numbers of the JSON object
 // each printed last (nil for one that printed none).
 func pair(server, client []string) (map[string]float64, map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), pairTimeout)
+	ctx, cancel := context.WithTimeout(peersCtx, pairTimeout)
 	defer cancel()
 	start := func(argv []string) (*exec.Cmd, *bytes.Buffer, *bytes.Buffer, error) {
 		cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)

@@ -30,14 +30,15 @@ import org.agrona.concurrent.UnsafeBuffer;
  * <p>{@code ping}/{@code echo} follow the samples' {@code Ping} and {@code Pong}: exclusive
  * publications, one 64-byte message offered at a time, the echo offering the received bytes back
  * (a copy into its log) and both sides busy-polling their image with a fragment limit of 10. The
- * echo embeds the media driver (shared threading mode: one conductor thread, which IPC needs only
- * to advance publication limits). Unlike the samples the ping writes a sequence number, not a
+ * ping embeds the media driver (shared threading mode: one conductor thread, which IPC needs only
+ * to advance publication limits): it is the side that finishes last, so the echo's client never
+ * sees the driver go away (an Aeron client exits its process when its driver does). Unlike the samples the ping writes a sequence number, not a
  * timestamp, and times each round trip itself with {@link System#nanoTime()}
  * (CLOCK_MONOTONIC), as every system here does.
  *
  * <p>{@code pub}/{@code sub} stream 64-byte messages one way, as the samples' {@code
- * StreamingPublisher} and {@code RateSubscriber}, the subscriber embedding the driver and checking
- * every sequence number.
+ * StreamingPublisher} and {@code RateSubscriber}, the publisher embedding the driver (it waits
+ * for the subscriber to leave) and the subscriber checking every sequence number.
  *
  * <p>Only the thread that sends and receives is pinned (through {@code taskset} on its thread id),
  * as the Tachyon peers pin theirs; the JVM's and the driver's threads float.
@@ -197,7 +198,8 @@ public final class AeronPeer {
   private long lastSeq = -2;
 
   private void ping() throws Exception {
-    try (Aeron aeron = connect(aeronDir());
+    try (MediaDriver driver = launchDriver();
+        Aeron aeron = connect(driver.aeronDirectoryName());
         ExclusivePublication pub = aeron.addExclusivePublication(CHANNEL, PING_STREAM);
         Subscription sub = aeron.addSubscription(CHANNEL, PONG_STREAM)) {
       final Image image = awaitImage(sub, pub);
@@ -233,8 +235,7 @@ public final class AeronPeer {
   private boolean stopped;
 
   private void echo() throws Exception {
-    try (MediaDriver driver = launchDriver();
-        Aeron aeron = connect(driver.aeronDirectoryName());
+    try (Aeron aeron = connect(aeronDir());
         Subscription sub = aeron.addSubscription(CHANNEL, PING_STREAM);
         ExclusivePublication pub = aeron.addExclusivePublication(CHANNEL, PONG_STREAM)) {
       final Image image = awaitImage(sub, pub);
@@ -254,7 +255,8 @@ public final class AeronPeer {
   }
 
   private void publish() throws Exception {
-    try (Aeron aeron = connect(aeronDir());
+    try (MediaDriver driver = launchDriver();
+        Aeron aeron = connect(driver.aeronDirectoryName());
         ExclusivePublication pub = aeron.addExclusivePublication(CHANNEL, STREAM)) {
       final long deadline = System.nanoTime() + timeoutNs;
       while (!pub.isConnected()) {
@@ -282,8 +284,7 @@ public final class AeronPeer {
   private long firstNs;
 
   private void subscribe() throws Exception {
-    try (MediaDriver driver = launchDriver();
-        Aeron aeron = connect(driver.aeronDirectoryName());
+    try (Aeron aeron = connect(aeronDir());
         Subscription sub = aeron.addSubscription(CHANNEL, STREAM)) {
       final Image image = awaitImage(sub, null);
       final FragmentHandler onMessage =
