@@ -104,9 +104,11 @@ bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
 
 ## bench-peers: Tachyon beside Aeron, iceoryx2 and riyaneel's Tachyon, interleaved
 ## rounds (minutes; builds the peers from crates.io and Maven Central, so it
-## needs the registries; writes bench-peers.json and bench-peers-*.svg/png)
+## needs the registries; writes bench-peers.json and bench-peers-*.svg/png;
+## PEERS_FLAGS="--rounds 7 --quiet-wait 3m", see bin/bench peers -h)
+PEERS_FLAGS ?=
 bench-peers: bench-deps bench-peers-deps
-	bin/bench peers
+	bin/bench peers $(PEERS_FLAGS)
 
 bench-peers-deps:
 	@bench/peers/build.sh
