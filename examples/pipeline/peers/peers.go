@@ -61,6 +61,10 @@ type Run struct {
 	Pub      Peer
 	Subs     []Sub
 	Timeout  time.Duration // default 60 s
+	// Sealed runs the ring in the sealed mode (PEERS.md --sealed): the
+	// publisher serves it on a Unix socket at this path, the subscribers
+	// dial it.
+	Sealed string
 	// Pin pins the publisher to CPU 0 and subscriber i to CPU 1+i (--pin),
 	// as the benchmarks place their two sides.
 	Pin bool
@@ -135,6 +139,9 @@ func Execute(r Run) (*Result, error) {
 		if s.Latency {
 			args = append(args, "--latency")
 		}
+		if r.Sealed != "" {
+			args = append(args, "--sealed", r.Sealed)
+		}
 		if r.Pin {
 			args = append(args, "--pin", fmt.Sprint(1+i))
 		}
@@ -151,6 +158,9 @@ func Execute(r Run) (*Result, error) {
 	pubArgs := []string{"pub", "--ring", r.Ring, "--count", fmt.Sprint(r.Count),
 		"--policy", r.Policy, "--capacity", fmt.Sprint(r.Capacity), "--wait-subscribers", fmt.Sprint(len(r.Subs)),
 		"--timeout-s", secs}
+	if r.Sealed != "" {
+		pubArgs = append(pubArgs, "--sealed", r.Sealed)
+	}
 	if r.Pin {
 		pubArgs = append(pubArgs, "--pin", "0")
 	}
