@@ -90,8 +90,8 @@ def _decode_batch(record: type[Any], buffer: ReadableBuffer) -> npt.NDArray[np.v
 
 
 def _text(raw: bytes) -> bytes:
-    """Fixed text as stored, without its trailing NUL padding."""
-    return raw.rstrip(b"\0")
+    """Fixed text up to its first NUL, as Go and C++ read it (the C-string rule)."""
+    return raw.partition(b"\0")[0]
 
 
 def _flat(value: Sequence[Any], shape: tuple[int, ...], name: str) -> list[Any]:
