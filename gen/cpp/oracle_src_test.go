@@ -33,7 +33,7 @@ func cppOracle(files []*schema.File) string {
 	// across all schemas makes overload resolution quadratic.
 	structs := structsOf(files)
 	for _, s := range structs {
-		fmt.Fprintf(&b, "\nnamespace %s {\nvoid fill(%s& x, Rng& r);\nvoid dump(const %s& x, Out& o);\n}\n", gencpp.Ident(s.File.Package), s.Name, s.Name)
+		fmt.Fprintf(&b, "\nnamespace %s {\nvoid fill(%s& x, Rng& r);\nvoid dump(const %s& x, Out& o);\n}\n", gencpp.Ident(s.File.Package), gencpp.Ident(s.Name), gencpp.Ident(s.Name))
 	}
 	for _, s := range structs {
 		fmt.Fprintf(&b, "\nvoid %s::fill(%s& x, Rng& r) {\n", gencpp.Ident(s.File.Package), cppName(s))
@@ -68,7 +68,9 @@ func cppOracle(files []*schema.File) string {
 	return b.String()
 }
 
-func cppName(s *schema.Struct) string { return gencpp.Ident(s.File.Package) + "::" + s.Name }
+func cppName(s *schema.Struct) string {
+	return gencpp.Ident(s.File.Package) + "::" + gencpp.Ident(s.Name)
+}
 
 const cppPrelude = `#include <cstddef>
 #include <cstdint>
