@@ -2,10 +2,10 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"go/token"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/tachyon-io/tachyon/gen/cpp"
 	"github.com/tachyon-io/tachyon/gen/go"
@@ -96,11 +96,7 @@ whose other files declare another package needs.`)
 // joinOr renders a, b, c as "a, b or c".
 func joinOr(items []string) string {
 	if len(items) < 2 {
-		return fmt.Sprint(items)
+		return strings.Join(items, "")
 	}
-	out := items[0]
-	for _, it := range items[1 : len(items)-1] {
-		out += ", " + it
-	}
-	return out + " or " + items[len(items)-1]
+	return strings.Join(items[:len(items)-1], ", ") + " or " + items[len(items)-1]
 }

@@ -40,32 +40,36 @@ func project(t *testing.T, name string) string {
 	return dir
 }
 
+// stepTimeout bounds one command of a consumer build, so that a hang fails
+// the test naming the command instead of running into go test's timeout.
+const stepTimeout = 5 * time.Minute
+
 // sh runs a command in dir with extra environment, failing the test with
 // its output, and returns the output.
 func sh(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()
-	out, err := command(dir, env, name, args...).CombinedOutput()
-	require.NoError(t, err, "%s %s (in %s):\n%s", name, strings.Join(args, " "), dir, out)
-	return string(out)
+	code, out := status(t, dir, env, name, args...)
+	require.Zero(t, code, "%s %s (in %s) exited %d:\n%s", name, strings.Join(args, " "), dir, code, out)
+	return out
 }
 
 // status runs a command and returns its exit status and output.
 func status(t *testing.T, dir string, env []string, name string, args ...string) (int, string) {
 	t.Helper()
-	out, err := command(dir, env, name, args...).CombinedOutput()
+	ctx, cancel := context.WithTimeout(context.Background(), stepTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	cmd.WaitDelay = 5 * time.Second // a grandchild holding the output open
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, ctx.Err(), "%s %s (in %s) did not finish in %v:\n%s", name, strings.Join(args, " "), dir, stepTimeout, out)
 	if err != nil {
 		var exit *exec.ExitError
 		require.ErrorAs(t, err, &exit, "%s: %s", name, out)
 		return exit.ExitCode(), string(out)
 	}
 	return 0, string(out)
-}
-
-func command(dir string, env []string, name string, args ...string) *exec.Cmd {
-	cmd := exec.Command(name, args...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	return cmd
 }
 
 // ringName is a ring name no other test uses; the cleanup removes the
@@ -153,6 +157,11 @@ func TestPythonVenv(t *testing.T) {
 
 	out = sh(t, app, nil, python, "consumer.py", ringName(t, "py"))
 	require.Equal(t, "received 200 readings in order; first from s0\n", out)
+
+	// The editable form of the docs works too, without extra flags.
+	sh(t, app, pipOffline, python, "-m", "pip", "install", "--quiet", "-e", filepath.Join(root, "runtime", "python"))
+	out = sh(t, app, nil, python, "-c", "import tachyon; print(tachyon.__file__)")
+	require.Equal(t, filepath.Join(root, "runtime", "python", "tachyon", "__init__.py")+"\n", out)
 }
 
 // strictFlags are what the consumer CMake projects build with.
