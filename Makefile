@@ -12,9 +12,9 @@ CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
 
-.PHONY: all demo test test-go test-arm64 test-python test-cpp lint fmt golden bench bench-quick \
-        bench-python bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv tachyon-gen \
-        peers generate bin/gopeer bin/bench
+.PHONY: all demo test test-go test-arm64 test-python test-cpp test-consumer lint fmt golden bench bench-quick \
+        bench-python bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
+        tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
 
@@ -26,6 +26,13 @@ $(VENV)/.ready: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# The wheels tests/consumer's fresh venv installs offline (pip --find-links).
+WHEELS := build/wheels
+wheels: $(WHEELS)/.ready
+$(WHEELS)/.ready: tests/consumer/requirements.txt $(VENV)/.ready
+	$(VENV)/bin/pip download --quiet --disable-pip-version-check -d $(WHEELS) -r tests/consumer/requirements.txt
+	@touch $@
 
 ## generate: every example in every language, into build/gen/{go,python,cpp}
 generate: $(GEN)/.stamp
@@ -64,8 +71,10 @@ test: lint test-go test-python
 # The race detector allocates and slows the ring ~10x, so the
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
-# (examples/pipeline/peers) needs the venv.
-test-go: venv test-arm64
+# (examples/pipeline/peers) needs the venv; the consumer projects
+# (tests/consumer) build offline from the module cache and the wheels.
+test-go: venv wheels test-arm64
+	$(GO) mod download
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
 
@@ -87,6 +96,13 @@ test-python: venv tachyon-gen
 # inside `go test ./gen/cpp`; this target runs them alone.
 test-cpp:
 	$(GO) test -count=1 ./gen/cpp
+
+# The projects of users (Go module, fresh venv, CMake find_package and
+# FetchContent, the CI layout check), built outside the checkout; in
+# `make test` too.
+test-consumer: venv wheels
+	$(GO) mod download
+	$(GO) test -count=1 -v ./tests/consumer
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
