@@ -63,13 +63,10 @@ func TestSmoke(t *testing.T) {
 	for err := range errs {
 		require.NoError(t, err)
 	}
-	// The C++ pinger needs the message header peers.Build generated.
-	require.NoError(t, run("g++", "-std=c++20", "-O2", "-Wall", "-Wextra", "-Werror", "-Iruntime/cpp/include",
-		"-I"+filepath.Join(dir, "cpp"), "runtime/cpp/bench/ring_pingpong.cpp", "-o", bin("ring_pingpong")))
 
 	results, svg := bin("results.json"), bin("latency.svg")
 	cmd := exec.Command(bin("bench"), "--smoke", "--out", results, "--svg", svg,
-		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"), "--cpp-pingpong", bin("ring_pingpong"),
+		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
 		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0], "--tachyon-gen", ps.TachyonGen,
 		"--python", ps.Python.Argv[0], "--python-gen", ps.PythonGen)
 	cmd.Dir = top
@@ -86,7 +83,7 @@ func TestSmoke(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(data, &doc))
 	assert.Empty(t, doc.Missing, "every step must run")
-	for _, name := range []string{"floor_rtt_p50_ns", "protocol_floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns", "cpp_cpp_rtt_p50_ns", "cpp_cpp_msgs_per_s",
+	for _, name := range []string{"floor_rtt_p50_ns", "protocol_floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns",
 		"uds_rtt_p50_ns", "pipe_rtt_p50_ns", "floor_ring_msgs_per_s", "go_go_msgs_per_s", "go_python_msgs_per_s",
 		"mp_queue_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", "go_allocs_per_msg",
 		"generate_1000_s"} {
@@ -103,6 +100,43 @@ func TestSmoke(t *testing.T) {
 	assert.GreaterOrEqual(t, len(doc.Targets), 7, "every target is evaluated")
 	plot, err := os.ReadFile(svg)
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(string(plot), "<svg") || strings.HasPrefix(string(plot), "<?xml"), "an SVG plot")
+	require.NoError(t, imageError(svg, plot))
 	assert.Contains(t, string(out), "target")
+
+	// bench peers, the Tachyon side and the floors (the other systems need
+	// make bench-peers' registry builds): every round measures each of them.
+	peersOut := bin("peers.json")
+	cmd = exec.Command(bin("bench"), "peers", "--smoke", "--rounds", "2", "--only", "^(floor|protocol_floor|tachyon_)",
+		"--out", peersOut, "--plots", bin("peers"), "--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
+		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0])
+	cmd.Dir = top
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	data, err = os.ReadFile(peersOut)
+	require.NoError(t, err)
+	var pd peersDoc
+	require.NoError(t, json.Unmarshal(data, &pd))
+	got := map[string]systemResult{}
+	for _, s := range pd.Systems {
+		got[s.Key] = s
+	}
+	for _, key := range []string{"floor", "protocol_floor", "tachyon_go_go", "tachyon_go_cpp", "tachyon_cpp_cpp"} {
+		s := got[key]
+		require.Len(t, s.Rounds, 2, key)
+		for _, r := range s.Rounds {
+			assert.Empty(t, r.Errors, key)
+		}
+		if assert.NotNil(t, s.Median, key) {
+			assert.Positive(t, s.Median.RTTP50, key)
+			if key != "protocol_floor" {
+				assert.Positive(t, s.Median.MsgsPerS, key)
+			}
+		}
+	}
+	assert.Equal(t, "the Rust ring client does not exist yet", got["tachyon_rust_rust"].Missing)
+	for _, f := range peerPlotFiles(bin("peers")) {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, imageError(f, data))
+	}
 }
