@@ -6,13 +6,18 @@ GO      ?= go
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
+# The optional PyTorch venv (requirements-torch.txt), made by `make test-torch`.
+TORCH_VENV := .venv-torch
+# The demo's and the benchmark's torch stages run in it when it exists, else
+# in .venv, where they say torch is not installed and skip.
+TORCH_PY = $(if $(wildcard $(TORCH_VENV)/bin/python),$(TORCH_VENV)/bin/python,$(PY))
 BIN     := bin/tachyon-gen
 FUZZTIME ?= 5m
 CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
 
-.PHONY: all demo test test-go test-python test-cpp lint fmt golden bench bench-quick \
+.PHONY: all demo test test-go test-python test-cpp test-torch torch-venv lint fmt golden bench bench-quick \
         bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
@@ -70,6 +75,20 @@ test-go: venv
 
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
+
+## test-torch: tachyon.torch with real PyTorch, in its own venv (optional: torch
+## is ~2.8 GB of wheels; never part of `make test`). CUDA tests run where
+## torch.cuda.is_available(); on a machine without a GPU they are skipped.
+test-torch: torch-venv build/cpppeer
+	$(TORCH_VENV)/bin/python -m pytest -q runtime/python/tests_torch
+	$(TORCH_VENV)/bin/python -m mypy --strict runtime/python/tachyon
+
+torch-venv: $(TORCH_VENV)/.ready
+$(TORCH_VENV)/.ready: requirements-torch.txt requirements-dev.txt runtime/python/pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	nice $(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-torch.txt
+	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
+	touch $@
 
 # The C++ checks (g++ and clang++, C++17 and C++20, the CMake consumer) run
 # inside `go test ./gen/cpp`; this target runs them alone.
