@@ -363,7 +363,7 @@ class DeviceFeeder:
         if self._closed:
             raise HandleClosed(f"DeviceFeeder {self._ring!r} is closed", ring=self._ring)
         if self._current is not None:
-            self._current._retire()  # CPU views: superseded (owned tensors stay valid)
+            self._current._retire()  # CPU views of the ring: superseded
             self._current = None
         while True:
             try:
@@ -382,7 +382,8 @@ class DeviceFeeder:
             db = self._deliver(batch)
             if db is not None:
                 self._received += len(db)
-                self._current = db
+                if not db.owned:
+                    self._current = db
                 return db
 
     def _locate(self, batch: Batch[Any]) -> None:
