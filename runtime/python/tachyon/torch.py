@@ -69,12 +69,13 @@ from typing import Any, Self
 import numpy as np
 
 try:
-    import torch
+    import torch  # type: ignore[import-not-found, unused-ignore]  # absent from the NumPy-only venv
 except ImportError as e:  # pragma: no cover - exercised without torch
     raise ImportError(
         "tachyon.torch needs PyTorch (>= 2.3): pip install torch (`make test-torch` installs it"
         " into .venv-torch); the rest of tachyon needs NumPy only"
     ) from e
+from torch.utils.dlpack import from_dlpack  # type: ignore[import-not-found, unused-ignore]
 
 from . import Batch, HandleClosed, Overwritten, Policy, PublisherClosed, Subscriber, ViewStillReferenced
 
@@ -184,7 +185,7 @@ def _bytes_of(array: np.ndarray[Any, Any]) -> torch.Tensor:
     """
     raw = array.view(np.uint8)
     try:
-        return torch.from_dlpack(raw)  # read-only views export through DLPack >= 1.0
+        return from_dlpack(raw)  # read-only views export through DLPack >= 1.0
     except (BufferError, RuntimeError, TypeError):
         with warnings.catch_warnings():  # older torch: an unversioned capsule is refused
             warnings.simplefilter("ignore", UserWarning)  # "the given NumPy array is not writable"
@@ -323,10 +324,10 @@ class DeviceFeeder:
         self._closed = False
         if dev.type == "cuda":
             with torch.cuda.device(dev):
-                self._stream = torch.cuda.Stream(dev)
+                self._stream = torch.cuda.Stream(dev)  # type: ignore[no-untyped-call, unused-ignore]
                 nbytes = self._max * self._msg_size
                 self._staging = [torch.empty(nbytes, dtype=torch.uint8, pin_memory=True) for _ in range(2)]
-                self._events = [torch.cuda.Event() for _ in range(2)]
+                self._events = [torch.cuda.Event() for _ in range(2)]  # type: ignore[no-untyped-call, unused-ignore]
         self._turn = 0
 
     @property
