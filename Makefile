@@ -53,13 +53,15 @@ $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
 	@touch $@
 
-## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python
+## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python, then C++ -> torch
 demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
 	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
-	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@$(TORCH_PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@echo; echo "== C++ -> Python -> torch.nn MLP on the 48 payload bytes, CUDA or CPU (skipped without torch)"
+	@$(TORCH_PY) examples/pipeline/gpu_inference.py --cpp build/cpppeer --count 1000000 --gen-dir $(GEN)/python
 
 ## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
 test: lint test-go test-python
