@@ -102,6 +102,8 @@ class _Leaf:
     """One numeric field of a record, flattened: where it lies and how it is shaped."""
 
     name: str  # dotted path, e.g. "book.bids.price"
+    path: tuple[str, ...]  # the NumPy field names along it
+    char: bool  # a [N]char field: NumPy's S<N>, viewed as N uint8
     offset: int  # bytes from the start of the record
     dtype: torch.dtype
     itemsize: int
@@ -129,9 +131,9 @@ def _leaves(dt: np.dtype[Any]) -> tuple[_Leaf, ...]:
                 fd, foff = d.fields[f][:2]
                 walk(fd, f"{name}.{f}" if name else f, off + foff, shape, strides)
             return
-        if d.kind == "S":  # [N]char: its bytes
-            walk(np.dtype((np.uint8, (d.itemsize,))), name, off, shape, strides)
-            return
+        char = d.kind == "S"  # [N]char: its bytes
+        if char:
+            shape, strides, d = shape + (d.itemsize,), strides + (1,), np.dtype(np.uint8)
         key = (d.kind, d.itemsize)
         if key not in _TORCH_DTYPES or d.byteorder == ">":
             raise TypeError(f"tachyon.torch: field {name!r} has dtype {d.str}, which has no torch dtype")
@@ -141,7 +143,8 @@ def _leaves(dt: np.dtype[Any]) -> tuple[_Leaf, ...]:
                 f"tachyon.torch: field {name!r} ({d.str}) at byte offset {off} with strides {strides}"
                 f" is not aligned to its {isz}-byte type: torch cannot view it in place"
             )
-        out.append(_Leaf(name, off, _TORCH_DTYPES[key], isz, shape, tuple(s // isz for s in strides)))
+        leaf = _Leaf(name, tuple(name.split(".")), char, off, _TORCH_DTYPES[key], isz, shape, tuple(s // isz for s in strides))
+        out.append(leaf)
 
     walk(dt, "", 0, (), ())
     if dt.itemsize % max((leaf.itemsize for leaf in out), default=1):
@@ -170,26 +173,49 @@ def _select(leaves: tuple[_Leaf, ...], fields: Sequence[str] | None, what: str) 
     return tuple(leaf for leaf in leaves if leaf.name in chosen)
 
 
-def _shift(leaves: tuple[_Leaf, ...], by: int) -> tuple[_Leaf, ...]:
-    """The same leaves ``by`` bytes further into the row (message -> slot offsets)."""
-    return tuple(
-        _Leaf(leaf.name, leaf.offset + by, leaf.dtype, leaf.itemsize, leaf.shape, leaf.strides) for leaf in leaves
-    )
+def _quiet_from_numpy() -> bool:
+    """Spend torch's once-per-process "non-writable NumPy array" warning here.
 
-
-def _bytes_of(array: np.ndarray[Any, Any]) -> torch.Tensor:
-    """A 1-D uint8 CPU tensor over a contiguous NumPy array's bytes, zero copy.
-
-    The tensor holds a reference to a view of ``array``, so a batch's
-    release sees it (see :func:`to_tensors`).
+    The ring's views are read-only by design (see the module docstring), and
+    a ``catch_warnings`` around every ``from_numpy`` would cost more than the
+    call. Returns False if this torch warns on every call instead.
     """
-    raw = array.view(np.uint8)
-    try:
-        return from_dlpack(raw)  # read-only views export through DLPack >= 1.0
-    except (BufferError, RuntimeError, TypeError):
-        with warnings.catch_warnings():  # older torch: an unversioned capsule is refused
-            warnings.simplefilter("ignore", UserWarning)  # "the given NumPy array is not writable"
-            return torch.from_numpy(raw)
+    ro = np.zeros(1)
+    ro.flags.writeable = False
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        torch.from_numpy(ro)
+        torch.from_numpy(ro)
+    return len(seen) <= 1
+
+
+_WARNS_ONCE = _quiet_from_numpy()
+
+
+def _tensor(array: np.ndarray[Any, Any]) -> torch.Tensor:
+    """A CPU tensor over a (read-only) NumPy array's memory, zero copy.
+
+    The tensor holds a reference to ``array``, and so to the batch's root
+    array, which is how a batch's release sees it.
+    """
+    if _WARNS_ONCE:
+        return torch.from_numpy(array)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.from_numpy(array)
+
+
+def _in_place(arr: np.ndarray[Any, Any], leaves: tuple[_Leaf, ...]) -> dict[str, torch.Tensor]:
+    """Tensors over NumPy's own views of the leaves of a structured array (a batch)."""
+    out: dict[str, torch.Tensor] = {}
+    for leaf in leaves:
+        v = arr
+        for f in leaf.path:
+            v = v[f]
+        if leaf.char:  # S<N> -> N uint8: same itemsize, so any strides
+            v = v.view(np.dtype((np.uint8, (leaf.shape[-1],))))
+        out[leaf.name] = _tensor(v)
+    return out
 
 
 def _views(base: torch.Tensor, n: int, row: int, leaves: tuple[_Leaf, ...]) -> dict[str, torch.Tensor]:
@@ -218,7 +244,7 @@ def to_tensors(batch: Batch[Any], fields: Sequence[str] | None = None) -> dict[s
     (``ViewStillReferenced`` otherwise), and never write to them.
     """
     arr = batch.array  # raises HandleClosed once released
-    return _views(_bytes_of(arr), len(arr), arr.dtype.itemsize, _select(_leaves(arr.dtype), fields, "to_tensors"))
+    return _in_place(arr, _select(_leaves(arr.dtype), fields, "to_tensors"))
 
 
 class DeviceBatch:
@@ -316,8 +342,7 @@ class DeviceFeeder:
         self._lossy = sub.policy == Policy.DROP_OLDEST or sub.max_lag > 0
         #: CPU views of the ring, no copy (a reader that cannot be overwritten on the CPU).
         self._zero_copy = dev.type == "cpu" and not self._lossy
-        self._slot_leaves: tuple[_Leaf, ...] | None = None  # the leaves at their slot offsets
-        self._msg_off = -1
+        self._msg_off = -1  # where the message lies in a slot, from the first batch
         self._current: DeviceBatch | None = None
         self._received = 0
         self._dropped = 0
@@ -378,7 +403,7 @@ class DeviceFeeder:
                 ) from e
             if not batch:
                 return None
-            if self._slot_leaves is None:
+            if self._msg_off < 0:
                 self._locate(batch)
             db = self._deliver(batch)
             if db is not None:
@@ -395,14 +420,11 @@ class DeviceFeeder:
         msg_fields = self._sub.message.DTYPE.fields
         assert msg_fields is not None
         self._msg_off = int(slot.fields[first][1]) - int(msg_fields[first][1])
-        self._slot_leaves = _shift(self._leaves, self._msg_off)
 
     def _deliver(self, batch: Batch[Any]) -> DeviceBatch | None:
         n = len(batch)
         if self._zero_copy:
-            assert self._slot_leaves is not None
-            arr = batch.array
-            tensors = _views(_bytes_of(arr), n, arr.dtype.itemsize, self._slot_leaves)
+            tensors = _in_place(batch.array, self._leaves)
             # Left borrowed: the next receive releases it, after the caller is done.
             return DeviceBatch(tensors, self._ring, batch.start, n, self.device, owned=False)
         cuda = self.device.type == "cuda"
@@ -442,7 +464,7 @@ class DeviceFeeder:
         """Copy the batch's messages (without the slot headers) into ``out``, compact."""
         arr = batch.array
         n, slot = len(arr), arr.dtype.itemsize
-        src = _bytes_of(arr).view(n, slot)[:, self._msg_off : self._msg_off + self._msg_size]
+        src = _tensor(arr.view(np.uint8)).view(n, slot)[:, self._msg_off : self._msg_off + self._msg_size]
         out.view(n, self._msg_size).copy_(src)
         del src, arr  # views of the batch: gone before it is released
 

@@ -19,16 +19,7 @@ from tachyon.torch import DeviceBatch, DeviceFeeder, to_tensors
 from tests.support import Message, records
 
 from .conftest import needs_cuda
-from .copies import count_ops
-
-
-def mapping_of(ring: str) -> tuple[int, int]:
-    """The address range of this process's mapping of a ring (from /proc/self/maps)."""
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        if line.endswith(f"/dev/shm/{ring}"):
-            lo, hi = line.split()[0].split("-")
-            return int(lo, 16), int(hi, 16)
-    raise AssertionError(f"ring {ring} is not mapped")
+from .support import Tape, count_ops, fill_random, mapping_of, np_field
 
 
 def bad_rows(db: DeviceBatch) -> int:
@@ -235,6 +226,30 @@ def test_fields_pick_what_reaches_the_device(ring_name: str, device: str) -> Non
             assert db["payload"].cpu().numpy().tolist() == records(range(10))["payload"].tolist()
             with pytest.raises(KeyError, match="no field 'timestamp_ns'; it has seq, payload"):
                 db["timestamp_ns"]
+
+
+def test_copied_batches_keep_every_field_layout(ring_name: str, device: str) -> None:
+    """The copying paths (a lossy CPU reader; CUDA) deliver Tape's nested and strided
+    fields laid out as in a compact Tape array, with the values published."""
+    src = np.zeros(20, dtype=Tape.DTYPE)
+    fill_random(src, np.random.default_rng(7))
+    with Publisher.create(ring_name, Tape, capacity=32) as pub, Subscriber.attach(ring_name, Tape, max_lag=32) as sub:
+        pub.publish_array(src)
+        pub.flush()
+        with DeviceFeeder(sub, device) as feeder:
+            assert not feeder.zero_copy
+            db = feeder.recv(timeout=5)
+            assert db is not None and db.owned and len(db) == 20
+            for name, t in db.tensors.items():
+                want = np_field(src, name)
+                if want.dtype.kind == "S":
+                    want = np.ascontiguousarray(want).view(np.uint8).reshape(want.shape + (want.dtype.itemsize,))
+                    strides = np_field(src, name).strides + (1,)
+                else:
+                    strides = want.strides
+                assert t.device.type == device and tuple(t.shape) == want.shape, name
+                assert tuple(s * t.element_size() for s in t.stride()) == strides, name
+                assert np.array_equal(t.cpu().numpy(), want), name
 
 
 def test_cpu_inference_adds_only_the_models_copy(ring_name: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import importlib
 import subprocess
 import sys
 from typing import Any
@@ -16,40 +14,9 @@ import tachyon
 from tachyon import Publisher, Subscriber
 from tachyon.torch import field_names, to_tensors
 
-from tests.support import GOLDEN_PY, Message, records
+from tests.support import Message, records
 
-sys.path.insert(0, str(GOLDEN_PY))  # book_tsch imports common_tsch absolutely from there
-Tape = importlib.import_module("book_tsch").Tape
-sys.path.remove(str(GOLDEN_PY))
-
-# NumPy's dtype -> the torch dtype of the same kind and size (the oracle's own table).
-NP_TO_TORCH = {
-    np.dtype(np.bool_): torch.bool, np.dtype(np.uint8): torch.uint8, np.dtype(np.int8): torch.int8,
-    np.dtype(np.uint16): torch.uint16, np.dtype(np.int16): torch.int16, np.dtype(np.uint32): torch.uint32,
-    np.dtype(np.int32): torch.int32, np.dtype(np.uint64): torch.uint64, np.dtype(np.int64): torch.int64,
-    np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64,
-}
-
-
-def np_field(arr: np.ndarray, dotted: str) -> np.ndarray:  # type: ignore[type-arg]
-    """NumPy's view of a dotted field: arr["book"]["bids"]["price"] -> shape (n, 5)."""
-    return functools.reduce(lambda a, f: a[f], dotted.split("."), arr)
-
-
-def fill_random(arr: np.ndarray, rng: np.random.Generator) -> None:  # type: ignore[type-arg]
-    """Random values in every leaf of a writable structured array."""
-    for name in field_names(arr.dtype):
-        view = np_field(arr, name)
-        if view.dtype.kind == "S":
-            view[...] = rng.integers(0, 256, size=view.shape + (view.dtype.itemsize,), dtype=np.uint8).view(view.dtype)[..., 0]
-        elif view.dtype.kind == "b":
-            view[...] = rng.integers(0, 2, size=view.shape).astype(bool)
-        elif view.dtype.kind == "f":
-            view[...] = rng.standard_normal(view.shape)
-        else:
-            info = np.iinfo(view.dtype)
-            view[...] = rng.integers(info.min, info.max, size=view.shape, dtype=view.dtype, endpoint=True)
-
+from .support import NP_TO_TORCH, Tape, fill_random, np_field
 
 def check_against_numpy(tensors: dict[str, torch.Tensor], arr: np.ndarray) -> None:  # type: ignore[type-arg]
     """Every tensor is NumPy's view of that field: address, dtype, shape, strides, values."""
