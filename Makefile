@@ -18,7 +18,7 @@ CXX     ?= g++
 GEN     := build/gen
 
 .PHONY: all demo test test-go test-arm64 test-python test-cpp test-torch torch-venv lint fmt golden bench bench-quick \
-        bench-python bench-go bench-geometry bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
+        bench-python bench-torch bench-go bench-geometry bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
 
@@ -149,6 +149,10 @@ bench-go:
 # (docs/DECISIONS.md, "Benchmarks"): round trips and streams, Go <-> Go.
 bench-geometry:
 	$(GO) test -run '^$$' -bench Geometry -benchtime 200000x -count 3 ./runtime/ring
+
+# Ring -> torch throughput by batch size with its baselines, alone (make bench runs it too).
+bench-torch: torch-venv generate
+	$(TORCH_VENV)/bin/python runtime/python/bench_torch.py --full
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Ring -> torch throughput of the seed message, by batch size, with its baselines.
 
-    python runtime/python/bench_torch.py [--json] [--quick|--full] [--runs 3] [--threads 1]
+    python runtime/python/bench_torch.py [--json] [--quick|--full] [--runs 3] [--fills N] [--threads 1]
 
 Needs real PyTorch (the venv `make test-torch` makes, .venv-torch); `make
 bench` runs it there, and `make bench-torch` alone. Each figure is messages
@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import sys
 import time
@@ -91,6 +92,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer messages per run (the default)")
     ap.add_argument("--full", action="store_true", help="more messages per run")
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--fills", type=int, help="half-rings (65 536 messages) per run: 8 quick, 32 full")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1: the copies run on one core)")
     a = ap.parse_args()
     try:
@@ -101,14 +103,14 @@ def main() -> int:
     sys.path.insert(0, str(HERE))
     import tachyon
     from tachyon.torch import DeviceFeeder, to_tensors
-    from tests_torch.support import count_ops, mapping_of
+    from tests_torch.support import Mappings, count_ops
 
     torch.set_num_threads(a.threads)
     Message = load_message()
     # Half a ring per fill: the CPU feeder's last batch stays borrowed until its next
     # receive, and the next fill must not need its slots.
     fill = CAPACITY // 2
-    fills = 32 if a.full else 8
+    fills = a.fills or (32 if a.full else 8)
     chunk = np.zeros(fill, dtype=Message.DTYPE)
     chunk["payload"] = (np.arange(fill)[:, None] * 131 + np.arange(48) * 7) & 0xFF
     results: dict[str, float] = {}
@@ -119,7 +121,7 @@ def main() -> int:
         """Messages/s of ``fills`` half-rings through the path ``make(sub)`` builds; median of runs."""
         rates = []
         for run in range(a.runs):
-            name = f"t-bench-torch-{id(make)}-{run}"
+            name = f"t-bench-torch-{os.getpid()}-{len(table)}-{run}"
             with tachyon.Publisher.create(name, Message, capacity=CAPACITY) as pub, tachyon.Subscriber.attach(
                 name, Message, max_lag=CAPACITY if lossy else 0
             ) as sub:
@@ -147,11 +149,11 @@ def main() -> int:
 
         def views(sub: Any, size: int = size) -> Callable[[], int]:
             feeder = DeviceFeeder(sub, "cpu", max_batch=size)
-            lo, hi = mapping_of(sub.name)
+            ring = Mappings(sub.name)
 
             def step() -> int:
                 db = feeder.recv(timeout=5)
-                assert db is not None and not db.owned and lo <= db["payload"].data_ptr() < hi, "not a view"
+                assert db is not None and not db.owned and ring.hold(db["payload"]), "not a view of the ring"
                 return len(db)
 
             return step
@@ -206,14 +208,14 @@ def main() -> int:
 
     # Copies, counted: the CPU feeder's receive, then the model's input and forward pass.
     model = torch.nn.Sequential(torch.nn.Linear(48, 64), torch.nn.ReLU(), torch.nn.Linear(64, 4))
-    with tachyon.Publisher.create("t-bench-torch-copies", Message, capacity=4096) as pub, tachyon.Subscriber.attach(
-        "t-bench-torch-copies", Message
+    with tachyon.Publisher.create(f"t-bench-torch-{os.getpid()}-copies", Message, capacity=4096) as pub, tachyon.Subscriber.attach(
+        f"t-bench-torch-{os.getpid()}-copies", Message
     ) as sub, torch.inference_mode():
         feeder = DeviceFeeder(sub, "cpu", max_batch=1024)
         pub.publish_array(chunk[:4096])
         pub.flush()
         fed = inferred = batches = 0
-        lo, hi = mapping_of(sub.name)
+        ring = Mappings(sub.name)
         while batches < 4:
             with count_ops() as ops:
                 db = feeder.recv(timeout=5)
@@ -222,7 +224,7 @@ def main() -> int:
                 x = db["payload"].to(torch.float32)
                 model(x).argmax(dim=1)
             inferred += len(ops.copies)
-            assert lo <= db["payload"].data_ptr() < hi and not lo <= x.data_ptr() < hi  # ring view, owned input
+            assert ring.hold(db["payload"]) and not ring.hold(x)  # a view of the ring; the model's own input
             batches += 1
             del x, db
         results["torch_cpu_feeder_copies"] = fed / batches

@@ -4,9 +4,9 @@
 f32 array and [8]char; ``np_field`` is NumPy's own view of a dotted field, the
 oracle the tensors are checked against; ``fill_random`` fills every field.
 
-``mapping_of(ring)`` is the address range of this process's mapping of a
-ring, read from /proc/self/maps: a tensor whose data_ptr lies in it views
-the ring's shared memory.
+``Mappings(ring).hold(t)`` says whether a tensor lies in this process's
+mappings of a ring, read from /proc/self/maps: then it views the ring's
+shared memory.
 
 ``with count_ops() as ops: ...`` records each aten operator called inside
 (``ops.calls``) and the ones that write a copy of their input into new or
@@ -67,13 +67,23 @@ def fill_random(arr: np.ndarray, rng: np.random.Generator) -> None:  # type: ign
             view[...] = rng.integers(info.min, info.max, size=view.shape, dtype=view.dtype, endpoint=True)
 
 
-def mapping_of(ring: str) -> tuple[int, int]:
-    """The [start, end) addresses of this process's mapping of a ring."""
-    for line in Path("/proc/self/maps").read_text().splitlines():
-        if line.endswith(f"/dev/shm/{ring}"):
-            lo, hi = line.split()[0].split("-")
-            return int(lo, 16), int(hi, 16)
-    raise AssertionError(f"ring {ring} is not mapped")
+class Mappings:
+    """This process's mappings of a ring (a publisher and a subscriber in one process map it twice)."""
+
+    def __init__(self, ring: str) -> None:
+        self.spans = []
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            if line.endswith(f"/dev/shm/{ring}"):
+                lo, hi = line.split()[0].split("-")
+                self.spans.append((int(lo, 16), int(hi, 16)))
+        assert self.spans, f"ring {ring} is not mapped"
+
+    def hold(self, t: torch.Tensor) -> bool:
+        """Whether all of a (non-empty) tensor's elements lie in one mapping of the ring."""
+        first = t.data_ptr()
+        last = first + sum((n - 1) * s for n, s in zip(t.shape, t.stride())) * t.element_size()
+        return any(lo <= first and last < hi for lo, hi in self.spans)
+
 
 # Operators that may copy tensor data (.to(dtype), .clone(), .contiguous(), copy_):
 # one counts as a copy unless it returned its own input's memory (a no-op .to()).
