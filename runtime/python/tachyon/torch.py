@@ -75,7 +75,6 @@ except ImportError as e:  # pragma: no cover - exercised without torch
         "tachyon.torch needs PyTorch (>= 2.3): pip install torch (`make test-torch` installs it"
         " into .venv-torch); the rest of tachyon needs NumPy only"
     ) from e
-from torch.utils.dlpack import from_dlpack  # type: ignore[import-not-found, unused-ignore]
 
 from . import Batch, HandleClosed, Overwritten, Policy, PublisherClosed, Subscriber, ViewStillReferenced
 
