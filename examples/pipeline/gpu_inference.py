@@ -26,7 +26,6 @@ Exits 0 with "torch not installed: skipping" when PyTorch is absent.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
@@ -67,6 +66,8 @@ def main() -> int:
     if not os.access(a.cpp, os.X_OK):
         print(f"gpu_inference: no C++ peer at {a.cpp}; build it with `make peers`", file=sys.stderr)
         return 2
+    from torch_example import load_message  # beside this script
+
     Message = load_message(Path(a.gen_dir))
     if a.device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -139,22 +140,6 @@ def main() -> int:
     if feeder.device.type == "cpu":
         print(f"the CPU tensors were views of the ring in every batch: {views}")
     return 0 if lost == 0 and dropped == 0 and disorder == 0 and views else 1
-
-
-def load_message(gen_dir: Path) -> Any:
-    for d in (gen_dir, ROOT / "golden" / "python"):
-        path = d / "message_tsch.py"
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("message_tsch", path)
-            assert spec is not None and spec.loader is not None
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules["message_tsch"] = mod  # dataclasses look their module up
-            spec.loader.exec_module(mod)
-            return mod.Message
-    raise SystemExit(
-        f"gpu_inference: no message_tsch.py in {gen_dir}; generate it with\n"
-        f"  go run ./cmd/tachyon-gen generate --py-out {gen_dir} examples/Message.tsch"
-    )
 
 
 if __name__ == "__main__":

@@ -51,7 +51,6 @@ JSON object of the medians.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import statistics
@@ -73,19 +72,6 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def load_message() -> Any:
-    for d in (ROOT / "build" / "gen" / "python", ROOT / "golden" / "python"):
-        path = d / "message_tsch.py"
-        if path.is_file():
-            spec = importlib.util.spec_from_file_location("message_tsch", path)
-            assert spec is not None and spec.loader is not None
-            mod = importlib.util.module_from_spec(spec)
-            sys.modules["message_tsch"] = mod
-            spec.loader.exec_module(mod)
-            return mod.Message
-    raise SystemExit("bench_torch: no message_tsch.py (run `make generate`)")
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", action="store_true")
@@ -105,8 +91,9 @@ def main() -> int:
     from tachyon.torch import DeviceFeeder, to_tensors
     from tests_torch.support import Mappings, count_ops
 
+    from bench_ring import Message  # build/gen/python's, else golden/python's
+
     torch.set_num_threads(a.threads)
-    Message = load_message()
     # Half a ring per fill: the CPU feeder's last batch stays borrowed until its next
     # receive, and the next fill must not need its slots.
     fill = CAPACITY // 2

@@ -43,7 +43,7 @@ def start_pub(cpppeer: Path, ring: str, count: int, capacity: int, policy: str) 
 
 def finish(p: subprocess.Popen[str]) -> dict[str, Any]:
     out, err = p.communicate(timeout=60)
-    assert p.returncode == 0, f"{p.args}: exit {p.returncode}\n{err}"
+    assert p.returncode == 0, f"{p.args!r}: exit {p.returncode}\n{err}"
     summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return summary
 
@@ -71,9 +71,11 @@ def test_cpu_feeder_views_the_ring_and_copies_nothing(ring_name: str) -> None:
             del seq, payload
         assert feeder.received == 200 and feeder.dropped == 0
         # A batch is superseded by the next receive: its views are gone with it.
+        last = db
+        assert last is not None
         assert feeder.recv(timeout=0) is None
         with pytest.raises(tachyon.HandleClosed, match="superseded by the next receive"):
-            db["seq"]
+            last["seq"]
         feeder.close()
 
 
