@@ -94,7 +94,7 @@ test-python: venv tachyon-gen
 ## torch.cuda.is_available(); on a machine without a GPU they are skipped.
 test-torch: torch-venv build/cpppeer
 	$(TORCH_VENV)/bin/python -m pytest -q runtime/python/tests_torch
-	$(TORCH_VENV)/bin/python -m mypy --strict runtime/python/tachyon
+	$(TORCH_VENV)/bin/python -m mypy --strict --cache-dir build/mypy-torch runtime/python/tachyon  # its own cache: torch is found here
 
 torch-venv: $(TORCH_VENV)/.ready
 $(TORCH_VENV)/.ready: requirements-torch.txt requirements-dev.txt runtime/python/pyproject.toml
