@@ -224,6 +224,9 @@ func (s *RawSubscriber) Identity() Identity { return s.s.hdr.identity().public()
 // of that name is created again.
 func (s *RawSubscriber) Created() time.Time { return time.Unix(0, int64(s.s.hdr.createdNs)) }
 
+// Capacity returns the ring's slot count.
+func (s *RawSubscriber) Capacity() int { return int(s.c.capacity) }
+
 // Seq returns the ring sequence (the index since the ring's creation, from
 // 0) of the next message this subscriber will read: the first message of the
 // next batch.

@@ -36,6 +36,7 @@ func TestRawTypedInterop(t *testing.T) {
 	defer raw.Close()
 	assert.Equal(t, id, raw.Identity())
 	assert.Equal(t, pub.Created(), raw.Created())
+	assert.Equal(t, 16, raw.Capacity())
 
 	ctx := context.Background()
 	const n = 40 // more than the ring holds: wraps

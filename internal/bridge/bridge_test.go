@@ -1,0 +1,380 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/tachyon-io/tachyon/examples/market"
+	"github.com/tachyon-io/tachyon/internal/natstest"
+	"github.com/tachyon-io/tachyon/runtime/ring"
+)
+
+var ringPrefix = fmt.Sprintf("tachyon-bridge-test-%d-", os.Getpid())
+var ringSeq atomic.Int64
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if left, _ := filepath.Glob(ring.ShmDir + "/" + ringPrefix + "*"); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: rings left in %s: %v\n", ring.ShmDir, left)
+		ring.RemoveStale(ringPrefix)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func ringName(t *testing.T) string {
+	n := fmt.Sprintf("%s%d", ringPrefix, ringSeq.Add(1))
+	t.Cleanup(func() { _ = ring.Remove(n) })
+	return n
+}
+
+// testLog logs to the test's output (-v), warnings and errors only unless
+// TACHYON_BRIDGE_DEBUG is set.
+func testLog(t *testing.T) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("TACHYON_BRIDGE_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: level}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(b []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(b), "\n"))
+	return len(b), nil
+}
+
+var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// startServer runs one embedded JetStream server for the test.
+func startServer(t *testing.T) string {
+	n, err := natstest.Single(t.TempDir())
+	require.NoError(t, err)
+	s, err := n.Start()
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return n.URL()
+}
+
+// fill writes the seed message seq as examples/pipeline/PEERS.md does.
+func fill(m *market.Message, seq uint64) {
+	m.Seq, m.TimestampNs = seq, uint64(time.Now().UnixNano())
+	for i := range m.Payload {
+		m.Payload[i] = byte(seq*131 + uint64(i)*7)
+	}
+}
+
+func intact(m *market.Message) bool {
+	for i := range m.Payload {
+		if m.Payload[i] != byte(m.Seq*131+uint64(i)*7) {
+			return false
+		}
+	}
+	return true
+}
+
+// publishN creates the source ring, waits for one subscriber (the out
+// bridge), publishes seq 0..n-1 (pace between messages, if any) and closes.
+func publishN(t *testing.T, name string, n uint64, opts ring.Options, pace time.Duration) <-chan error {
+	pub, err := ring.Create[market.Message](name, opts)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() {
+		defer pub.Close()
+		if err := waitSubscribers(name, 1, 10*time.Second); err != nil {
+			done <- err
+			return
+		}
+		for seq := range n {
+			m, err := pub.Claim()
+			if err != nil {
+				done <- err
+				return
+			}
+			fill(m, seq)
+			if err := pub.Commit(); err != nil {
+				done <- err
+				return
+			}
+			if pace > 0 && seq%64 == 0 {
+				pub.Flush()
+				time.Sleep(pace)
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
+func waitSubscribers(name string, want int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := ring.Inspect(name)
+		if err == nil {
+			active := 0
+			for _, s := range st.Subscribers {
+				if s.State == "active" {
+					active++
+				}
+			}
+			if active >= want {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("ring %q: %d subscribers not registered after %v (%v)", name, want, timeout, err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// received is what a destination subscriber saw.
+type received struct {
+	seqs          []uint64
+	torn, reorder int
+	err           error
+}
+
+// subscribe attaches to the destination ring (retrying until it exists)
+// and, across destination ring incarnations (a restarted in bridge creates
+// the ring again), records every sequence until the ring closes.
+func subscribe(t *testing.T, name string, timeout time.Duration) <-chan received {
+	out := make(chan received, 1)
+	go func() {
+		var r received
+		defer func() { out <- r }()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		for {
+			var sub *ring.Subscriber[market.Message]
+			for {
+				var err error
+				sub, err = ring.Attach[market.Message](name, ring.SubscribeOptions{})
+				if err == nil {
+					break
+				}
+				if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) || ctx.Err() != nil {
+					r.err = err
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+			var err error
+			for m, e := range sub.Messages(ctx) {
+				if e != nil {
+					err = e
+					break
+				}
+				if !intact(m) {
+					r.torn++
+				}
+				if len(r.seqs) > 0 && m.Seq <= r.seqs[len(r.seqs)-1] {
+					r.reorder++
+				}
+				r.seqs = append(r.seqs, m.Seq)
+			}
+			sub.Close()
+			if err == nil { // closed
+				return
+			}
+			if !errors.Is(err, ring.ErrPublisherDead) {
+				r.err = err
+				return
+			}
+			// The in bridge died: it creates the ring again when restarted.
+		}
+	}()
+	return out
+}
+
+// checkExactlyOnce requires seqs to be 0..n-1, each once, in order.
+func checkExactlyOnce(t *testing.T, r received, n uint64) {
+	t.Helper()
+	require.NoError(t, r.err)
+	assert.Zero(t, r.torn, "torn")
+	assert.Zero(t, r.reorder, "reordered or duplicated")
+	if !assert.Len(t, r.seqs, int(n)) {
+		seen := map[uint64]int{}
+		for _, s := range r.seqs {
+			seen[s]++
+		}
+		var missing, dup []uint64
+		for s := range n {
+			switch seen[s] {
+			case 0:
+				missing = append(missing, s)
+			case 1:
+			default:
+				dup = append(dup, s)
+			}
+		}
+		t.Fatalf("missing %d (first %v), duplicated %d (first %v)", len(missing), head(missing), len(dup), head(dup))
+	}
+	for i, s := range r.seqs {
+		if s != uint64(i) {
+			t.Fatalf("position %d holds seq %d", i, s)
+		}
+	}
+}
+
+func head(s []uint64) []uint64 { return s[:min(len(s), 10)] }
+
+type pipeline struct {
+	src, dst string
+	url      []string
+	stream   string
+	out      OutConfig
+	in       InConfig
+}
+
+func newPipeline(t *testing.T, urls ...string) *pipeline {
+	p := &pipeline{src: ringName(t), dst: ringName(t), url: urls, stream: "T"}
+	st := Stream{Name: p.stream, Create: true, Replicas: 1}
+	conn := Conn{URLs: urls}
+	p.out = OutConfig{Ring: p.src, Message: "market.Message", Stream: st, Conn: conn, ExitOnClose: true, AckTimeout: 2 * time.Second}
+	id, err := ring.IdentityOf[market.Message]()
+	require.NoError(t, err)
+	p.in = InConfig{Ring: p.dst, Consumer: "in", Identity: &id, Message: "market.Message", Stream: st, Conn: conn,
+		ExitOnClose: true, WaitSubscribers: 1, State: filepath.Join(t.TempDir(), "in.json"), Capacity: 1024}
+	return p
+}
+
+func runOutAsync(t *testing.T, ctx context.Context, cfg OutConfig) <-chan OutSummary {
+	c := make(chan OutSummary, 1)
+	go func() {
+		s, err := RunOut(ctx, cfg, testLog(t))
+		assert.NoError(t, err, "out")
+		c <- s
+	}()
+	return c
+}
+
+func runInAsync(t *testing.T, ctx context.Context, cfg InConfig) <-chan InSummary {
+	c := make(chan InSummary, 1)
+	go func() {
+		s, err := RunIn(ctx, cfg, testLog(t))
+		assert.NoError(t, err, "in")
+		c <- s
+	}()
+	return c
+}
+
+// TestEndToEnd: publisher -> ring -> out -> JetStream -> in -> ring ->
+// subscriber, unpacked and packed: every sequence once, in order, intact;
+// the stream's messages carry the identity headers and bytes unchanged.
+func TestEndToEnd(t *testing.T) {
+	url := startServer(t)
+	for _, pack := range []int{1, 16} {
+		t.Run(fmt.Sprintf("pack=%d", pack), func(t *testing.T) {
+			p := newPipeline(t, url)
+			p.stream = fmt.Sprintf("E2E%d", pack)
+			p.out.Stream.Name, p.in.Stream.Name = p.stream, p.stream
+			p.out.Subject = "tachyon.e2e" + fmt.Sprint(pack)
+			p.in.Subject = p.out.Subject
+			p.out.Pack, p.out.Window = pack, 256
+			const n = 20_000
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			defer cancel()
+			got := subscribe(t, p.dst, 60*time.Second)
+			ins := runInAsync(t, ctx, p.in)
+			outs := runOutAsync(t, ctx, p.out)
+			require.NoError(t, <-publishN(t, p.src, n, ring.Options{Capacity: 4096}, 0))
+			o, i := <-outs, <-ins
+			checkExactlyOnce(t, <-got, n)
+			assert.EqualValues(t, n, o.Published)
+			assert.EqualValues(t, (n+pack-1)/pack, o.NATSMsgs)
+			assert.Zero(t, o.Dropped)
+			assert.EqualValues(t, n, i.Committed)
+			assert.Zero(t, i.Gaps)
+			assert.Zero(t, i.Refused)
+
+			// One stored message, read back as a plain NATS user would.
+			nc, err := nats.Connect(url)
+			require.NoError(t, err)
+			defer nc.Close()
+			js, err := jetstream.New(nc)
+			require.NoError(t, err)
+			s, err := js.Stream(ctx, p.stream)
+			require.NoError(t, err)
+			raw, err := s.GetMsg(ctx, 2)
+			require.NoError(t, err)
+			h := raw.Header
+			assert.Equal(t, "0x1b43e6c9e14a376c", h.Get(HdrFingerprint))
+			assert.Equal(t, "1", h.Get(HdrTypeID))
+			assert.Equal(t, "64", h.Get(HdrSize))
+			assert.Equal(t, "8", h.Get(HdrAlign))
+			assert.Equal(t, "market.Message", h.Get(HdrMessage))
+			assert.Equal(t, p.src, h.Get(HdrRing))
+			assert.Equal(t, fmt.Sprint(pack), h.Get(HdrSeq))
+			assert.Equal(t, fmt.Sprint(pack), h.Get(HdrCount))
+			assert.Equal(t, fmt.Sprintf("%s:%s:%d+%d", p.src, h.Get(HdrEpoch), pack, pack), h.Get(HdrMsgID))
+			require.Len(t, raw.Data, pack*market.MessageSize)
+			for k := range pack {
+				var m market.Message
+				require.NoError(t, m.UnmarshalBinary(raw.Data[k*market.MessageSize:][:market.MessageSize]))
+				assert.EqualValues(t, pack+k, m.Seq)
+				assert.True(t, intact(&m))
+			}
+		})
+	}
+}
+
+// TestMismatchRefused: a destination ring of another fingerprint refuses
+// every message, naming both values: with --on-mismatch stop the bridge
+// exits with the error and the message stays unacknowledged; with term it
+// is terminated and counted; nothing reaches the ring either way.
+func TestMismatchRefused(t *testing.T) {
+	url := startServer(t)
+	p := newPipeline(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	outs := runOutAsync(t, ctx, p.out)
+	require.NoError(t, <-publishN(t, p.src, 10, ring.Options{Capacity: 64}, 0))
+	<-outs
+
+	other := *p.in.Identity
+	other.Fingerprint = 0x00c0ffee00c0ffee
+	p.in.Identity, p.in.WaitSubscribers, p.in.OnMismatch = &other, 0, "stop"
+	_, err := RunIn(ctx, p.in, discard)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "refused stream message 1 (subject tachyon.market.Message)")
+	assert.Contains(t, err.Error(), "fingerprint 0x1b43e6c9e14a376c, want 0xc0ffee00c0ffee")
+	assert.Contains(t, err.Error(), p.dst)
+
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	cons, err := js.Consumer(ctx, p.stream, "in")
+	require.NoError(t, err)
+	info, err := cons.Info(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, info.AckFloor.Stream, "nothing acknowledged")
+
+	p.in.OnMismatch = "term"
+	p.in.ExitOnClose = true
+	s, err := RunIn(ctx, p.in, discard)
+	require.NoError(t, err)
+	assert.EqualValues(t, 10, s.Refused)
+	assert.Zero(t, s.Committed)
+	info, err = cons.Info(ctx)
+	require.NoError(t, err)
+	assert.Zero(t, info.NumAckPending, "terminated and acknowledged")
+	assert.EqualValues(t, 11, info.AckFloor.Stream)
+}
