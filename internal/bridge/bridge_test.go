@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tachyon-io/tachyon/examples/market"
+	"github.com/tachyon-io/tachyon/internal/bridgetest"
 	"github.com/tachyon-io/tachyon/internal/natstest"
 	"github.com/tachyon-io/tachyon/runtime/ring"
 )
@@ -27,6 +27,11 @@ var ringPrefix = fmt.Sprintf("tachyon-bridge-test-%d-", os.Getpid())
 var ringSeq atomic.Int64
 
 func TestMain(m *testing.M) {
+	// TestClusterNodeKill runs cluster nodes as children of this binary.
+	if asked, err := natstest.RunNodeIfAsked(); asked {
+		fmt.Fprintln(os.Stderr, "nats node:", err)
+		os.Exit(1)
+	}
 	code := m.Run()
 	if left, _ := filepath.Glob(ring.ShmDir + "/" + ringPrefix + "*"); len(left) > 0 {
 		fmt.Fprintf(os.Stderr, "FAIL: rings left in %s: %v\n", ring.ShmDir, left)
@@ -70,169 +75,6 @@ func startServer(t *testing.T) string {
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
 	return n.URL()
 }
-
-// fill writes the seed message seq as examples/pipeline/PEERS.md does.
-func fill(m *market.Message, seq uint64) {
-	m.Seq, m.TimestampNs = seq, uint64(time.Now().UnixNano())
-	for i := range m.Payload {
-		m.Payload[i] = byte(seq*131 + uint64(i)*7)
-	}
-}
-
-func intact(m *market.Message) bool {
-	for i := range m.Payload {
-		if m.Payload[i] != byte(m.Seq*131+uint64(i)*7) {
-			return false
-		}
-	}
-	return true
-}
-
-// publishN creates the source ring, waits for one subscriber (the out
-// bridge), publishes seq 0..n-1 (pace between messages, if any) and closes.
-func publishN(t *testing.T, name string, n uint64, opts ring.Options, pace time.Duration) <-chan error {
-	pub, err := ring.Create[market.Message](name, opts)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() {
-		defer pub.Close()
-		if err := waitSubscribers(name, 1, 10*time.Second); err != nil {
-			done <- err
-			return
-		}
-		for seq := range n {
-			m, err := pub.Claim()
-			if err != nil {
-				done <- err
-				return
-			}
-			fill(m, seq)
-			if err := pub.Commit(); err != nil {
-				done <- err
-				return
-			}
-			if pace > 0 && seq%64 == 0 {
-				pub.Flush()
-				time.Sleep(pace)
-			}
-		}
-		done <- nil
-	}()
-	return done
-}
-
-func waitSubscribers(name string, want int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		st, err := ring.Inspect(name)
-		if err == nil {
-			active := 0
-			for _, s := range st.Subscribers {
-				if s.State == "active" {
-					active++
-				}
-			}
-			if active >= want {
-				return nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("ring %q: %d subscribers not registered after %v (%v)", name, want, timeout, err)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
-// received is what a destination subscriber saw.
-type received struct {
-	seqs          []uint64
-	torn, reorder int
-	err           error
-}
-
-// subscribe attaches to the destination ring (retrying until it exists)
-// and, across destination ring incarnations (a restarted in bridge creates
-// the ring again), records every sequence until the ring closes.
-func subscribe(t *testing.T, name string, timeout time.Duration) <-chan received {
-	out := make(chan received, 1)
-	go func() {
-		var r received
-		defer func() { out <- r }()
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		for {
-			var sub *ring.Subscriber[market.Message]
-			for {
-				var err error
-				sub, err = ring.Attach[market.Message](name, ring.SubscribeOptions{})
-				if err == nil {
-					break
-				}
-				if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) || ctx.Err() != nil {
-					r.err = err
-					return
-				}
-				time.Sleep(time.Millisecond)
-			}
-			var err error
-			for m, e := range sub.Messages(ctx) {
-				if e != nil {
-					err = e
-					break
-				}
-				if !intact(m) {
-					r.torn++
-				}
-				if len(r.seqs) > 0 && m.Seq <= r.seqs[len(r.seqs)-1] {
-					r.reorder++
-				}
-				r.seqs = append(r.seqs, m.Seq)
-			}
-			sub.Close()
-			if err == nil { // closed
-				return
-			}
-			if !errors.Is(err, ring.ErrPublisherDead) {
-				r.err = err
-				return
-			}
-			// The in bridge died: it creates the ring again when restarted.
-		}
-	}()
-	return out
-}
-
-// checkExactlyOnce requires seqs to be 0..n-1, each once, in order.
-func checkExactlyOnce(t *testing.T, r received, n uint64) {
-	t.Helper()
-	require.NoError(t, r.err)
-	assert.Zero(t, r.torn, "torn")
-	assert.Zero(t, r.reorder, "reordered or duplicated")
-	if !assert.Len(t, r.seqs, int(n)) {
-		seen := map[uint64]int{}
-		for _, s := range r.seqs {
-			seen[s]++
-		}
-		var missing, dup []uint64
-		for s := range n {
-			switch seen[s] {
-			case 0:
-				missing = append(missing, s)
-			case 1:
-			default:
-				dup = append(dup, s)
-			}
-		}
-		t.Fatalf("missing %d (first %v), duplicated %d (first %v)", len(missing), head(missing), len(dup), head(dup))
-	}
-	for i, s := range r.seqs {
-		if s != uint64(i) {
-			t.Fatalf("position %d holds seq %d", i, s)
-		}
-	}
-}
-
-func head(s []uint64) []uint64 { return s[:min(len(s), 10)] }
 
 type pipeline struct {
 	src, dst string
@@ -290,12 +132,12 @@ func TestEndToEnd(t *testing.T) {
 			const n = 20_000
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			got := subscribe(t, p.dst, 60*time.Second)
+			got := bridgetest.Subscribe(t, p.dst, 60*time.Second)
 			ins := runInAsync(t, ctx, p.in)
 			outs := runOutAsync(t, ctx, p.out)
-			require.NoError(t, <-publishN(t, p.src, n, ring.Options{Capacity: 4096}, 0))
+			require.NoError(t, <-bridgetest.PublishN(t, p.src, n, ring.Options{Capacity: 4096}, 0))
 			o, i := <-outs, <-ins
-			checkExactlyOnce(t, <-got, n)
+			bridgetest.CheckExactlyOnce(t, <-got, n)
 			assert.EqualValues(t, n, o.Published)
 			assert.EqualValues(t, (n+pack-1)/pack, o.NATSMsgs)
 			assert.Zero(t, o.Dropped)
@@ -328,7 +170,7 @@ func TestEndToEnd(t *testing.T) {
 				var m market.Message
 				require.NoError(t, m.UnmarshalBinary(raw.Data[k*market.MessageSize:][:market.MessageSize]))
 				assert.EqualValues(t, pack+k, m.Seq)
-				assert.True(t, intact(&m))
+				assert.True(t, bridgetest.Intact(&m))
 			}
 		})
 	}
@@ -344,7 +186,7 @@ func TestMismatchRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	outs := runOutAsync(t, ctx, p.out)
-	require.NoError(t, <-publishN(t, p.src, 10, ring.Options{Capacity: 64}, 0))
+	require.NoError(t, <-bridgetest.PublishN(t, p.src, 10, ring.Options{Capacity: 64}, 0))
 	<-outs
 
 	other := *p.in.Identity
