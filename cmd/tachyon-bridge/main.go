@@ -217,18 +217,8 @@ summary on exit (SIGINT/SIGTERM, or the ring's close with --exit-on-close).`)
 	}
 	if m != nil {
 		cfg.Identity, cfg.Message = &m.Identity, m.Name
-	} else if msgs != nil {
-		// --layout alone: name the ring's message by its fingerprint.
-		st, err := ring.Inspect(cfg.Ring)
-		if err == nil {
-			lm, ok := bridge.MessageByFingerprint(msgs, st.Fingerprint)
-			if !ok {
-				fmt.Fprintf(stderr, "tachyon-bridge out: ring %q holds fingerprint %#016x, which %s does not declare\n", cfg.Ring, st.Fingerprint, c.layout)
-				return exitError
-			}
-			cfg.Identity, cfg.Message = &lm.Identity, lm.Name
-		}
 	}
+	cfg.Layout = msgs // --layout alone: the ring's message named by its fingerprint
 	s, err := bridge.RunOut(ctx, cfg, logger(stderr, "out", c.quiet))
 	return summary(stdout, stderr, "out", s, err)
 }

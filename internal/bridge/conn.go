@@ -41,7 +41,9 @@ func (c Conn) connect(log *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.ReconnectBufSize(64 << 20),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("nats disconnected", "err", err)
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted()) }),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
@@ -123,7 +125,7 @@ func (s Stream) config(subject string) (jetstream.StreamConfig, error) {
 }
 
 // ensureStream returns the stream, creating it when allowed, and checks that
-// it captures subject.
+// it captures subject (unless subject is empty: every subject).
 func ensureStream(ctx context.Context, js jetstream.JetStream, s Stream, subject string, log *slog.Logger) (jetstream.Stream, error) {
 	cfg, err := s.config(subject)
 	if err != nil {
@@ -152,7 +154,7 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, s Stream, subject
 		}
 	}
 	c := st.CachedInfo().Config
-	if !anyMatch(c.Subjects, subject) {
+	if subject != "" && !anyMatch(c.Subjects, subject) {
 		return nil, fmt.Errorf("stream %q captures %v, not subject %q: give --subject or another stream", s.Name, c.Subjects, subject)
 	}
 	return st, nil

@@ -222,11 +222,7 @@ func cmpOr(a, b string) string {
 // messages delivered but unacknowledged (they would otherwise come back
 // only after ack_wait, behind newer ones).
 func (in *In) openConsumer(ctx context.Context) error {
-	subject := in.cfg.Subject
-	if subject == "" {
-		subject = ">"
-	}
-	stream, err := ensureStream(ctx, in.js, in.cfg.Stream, subject, in.log)
+	stream, err := ensureStream(ctx, in.js, in.cfg.Stream, in.cfg.Subject, in.log)
 	if err != nil {
 		return err
 	}

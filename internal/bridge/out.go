@@ -28,7 +28,10 @@ type OutConfig struct {
 	// ring at attach.
 	Message  string
 	Identity *ring.Identity
-	Subject  string // default DefaultSubject(Message, type id)
+	// Layout, when set without Message, names the ring's message by its
+	// fingerprint (a ring whose message it does not declare is refused).
+	Layout  []Message
+	Subject string // default DefaultSubject(Message, type id)
 	// Pack is K: up to K consecutive ring messages per NATS message.
 	Pack int
 	// Window is how many ring messages are in flight (published, not yet
@@ -182,8 +185,19 @@ func (o *Out) attach(ctx context.Context) error {
 		}
 	}
 	id := o.sub.Identity()
-	// Another incarnation may have another identity: refused, unless none
-	// was asked for.
+	if o.cfg.Message == "" && o.cfg.Layout != nil {
+		m, ok := MessageByFingerprint(o.cfg.Layout, id.Fingerprint)
+		if !ok {
+			o.sub.Close()
+			return fmt.Errorf("ring %q holds %s, which the layout does not declare", o.cfg.Ring, id)
+		}
+		o.cfg.Message = m.Name
+		o.cfg.Identity = &m.Identity
+		if err := m.Identity.Compare("attach", o.cfg.Ring, id); err != nil {
+			o.sub.Close()
+			return err
+		}
+	}
 	if o.cfg.Subject == "" {
 		o.cfg.Subject = DefaultSubject(o.cfg.Message, id.TypeID)
 	}
