@@ -39,9 +39,19 @@ type Options struct {
 	// with fchmod, so the umask does not filter it. World-writable modes
 	// are refused.
 	Mode os.FileMode
+	// SlotLayout is how slots are laid out (default SlotAuto: one cache
+	// line per slot when the message fits in 56 bytes, packed otherwise).
+	SlotLayout SlotLayout
+	// Fences chooses how the ring's handshakes are fenced (default
+	// FencesAuto: asymmetric, with membarrier, where this process can
+	// register for it).
+	Fences Fences
 
 	// spin overrides defaultSpin (tests: 0 forces parking).
 	spin int
+	// forceAsym marks the ring asymmetric without registering for
+	// membarrier (golden vectors must not depend on the machine).
+	forceAsym bool
 }
 
 // SubscribeOptions configure a subscriber at attach.
@@ -66,7 +76,40 @@ type SubscribeOptions struct {
 	// Start is where a named subscriber that takes over an entry resumes.
 	Start Start
 
-	spin int
+	spin         int
+	noMembarrier bool // tests: join as a membarrier-less process would
+}
+
+// Fences says how a ring's cross-process handshakes are fenced (ABI.md
+// §8.6). It is chosen at creation and recorded in the header.
+type Fences int
+
+const (
+	// FencesAuto uses asymmetric fences where the creating process can
+	// register for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), strong
+	// fences otherwise (seccomp, old kernels). TACHYON_FENCES=strong in the
+	// environment forces strong.
+	FencesAuto Fences = iota
+	// FencesStrong fences both sides of every handshake (a locked
+	// instruction on the publish and release paths).
+	FencesStrong
+	// FencesAsymmetric requires asymmetric fences: the publish and release
+	// paths carry no fence, and the rare parking and registration paths
+	// issue a membarrier. Create fails where it is unavailable.
+	FencesAsymmetric
+)
+
+// String returns the fence mode's name.
+func (f Fences) String() string {
+	switch f {
+	case FencesAuto:
+		return "auto"
+	case FencesStrong:
+		return "strong"
+	case FencesAsymmetric:
+		return "asymmetric"
+	}
+	return fmt.Sprintf("fences(%d)", int(f))
 }
 
 // Start says where a restarted named subscriber resumes reading.
@@ -131,6 +174,10 @@ func (o *Options) normalize() error {
 		return bad("negative timeout")
 	case o.Mode&^os.ModePerm != 0 || o.Mode&0o002 != 0:
 		return bad("mode %v (permission bits only, not world-writable)", o.Mode)
+	case o.SlotLayout < SlotAuto || o.SlotLayout > SlotLine:
+		return bad("slot layout %d", int(o.SlotLayout))
+	case o.Fences < FencesAuto || o.Fences > FencesAsymmetric:
+		return bad("fences %d", int(o.Fences))
 	}
 	return nil
 }
@@ -215,15 +262,28 @@ func newHeader[T Layout](op, name string, opts *Options) (header, error) {
 	if err := opts.normalize(); err != nil {
 		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	g, err := computeGeometry(id.size, id.align, uint64(opts.Capacity), uint64(opts.MaxSubscribers))
+	line := opts.SlotLayout.resolve(id.size, id.align) == SlotLine
+	g, err := computeGeometry(id.size, id.align, uint64(opts.Capacity), uint64(opts.MaxSubscribers), line)
 	if err != nil {
 		return header{}, fmt.Errorf("%s %q: %w: %v", op, name, ErrInvalidOptions, err)
+	}
+	asym := opts.forceAsym
+	switch opts.Fences {
+	case FencesAuto:
+		asym = membarrierRegistered()
+	case FencesAsymmetric:
+		if !membarrierRegistered() {
+			return header{}, fmt.Errorf("%s %q: %w: asymmetric fences need membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this process cannot register (kernel, seccomp or %s=strong)",
+				op, name, ErrUnsupported, fencesEnv)
+		}
+		asym = true
 	}
 	return header{
 		fingerprint: id.fingerprint,
 		typeID:      id.typeID,
 		policy:      opts.Policy,
 		batch:       uint32(opts.Batch),
+		asymFences:  asym,
 		livenessNs:  uint64(opts.LivenessTimeout),
 		createdNs:   uint64(time.Now().UnixNano()),
 		geo:         g,
@@ -303,7 +363,7 @@ func (p *Publisher[T]) Publish(msg *T) error {
 		return err
 	}
 	if raceEnabled {
-		copyToSlot(m, unsafe.Pointer(msg), uintptr(p.s.hdr.geo.slotSize-p.s.hdr.geo.slotMsgOff))
+		copyToSlot(m, unsafe.Pointer(msg), unsafe.Sizeof(*msg))
 	} else {
 		*(*T)(m) = *msg
 	}
@@ -312,6 +372,26 @@ func (p *Publisher[T]) Publish(msg *T) error {
 
 // Flush makes every committed message visible to subscribers now.
 func (p *Publisher[T]) Flush() { p.p.flush() }
+
+// Subscribers returns how many subscribers are registered (their
+// registration complete: every message published from now on reaches
+// them), alive and not evicted.
+func (p *Publisher[T]) Subscribers() int { return p.p.activeSubscribers() }
+
+// WaitSubscribers waits until at least n subscribers are registered
+// (Subscribers), polling the table; it returns ctx's error if ctx ends
+// first. A subscriber counted here receives every message published after
+// WaitSubscribers returns.
+func (p *Publisher[T]) WaitSubscribers(ctx context.Context, n int) error {
+	for p.p.activeSubscribers() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish %q: %d of %d subscribers registered: %w", p.s.name, p.p.activeSubscribers(), n, ctx.Err())
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+	return nil
+}
 
 // Published returns how many messages have been committed.
 func (p *Publisher[T]) Published() uint64 { return p.p.cursor }
@@ -382,7 +462,8 @@ func subscribe[T Layout](s *shm, id identity, opts SubscribeOptions) (*Subscribe
 	} else if spin < 0 {
 		spin = 0
 	}
-	c, err := register(s, uint64(opts.MaxLag), spin, SubscriberKey(opts.Name), opts.Start)
+	c, err := register(s, registerOpts{maxLag: uint64(opts.MaxLag), spin: spin, key: SubscriberKey(opts.Name),
+		start: opts.Start, noMembarrier: opts.noMembarrier})
 	if err != nil {
 		s.host.release()
 		return nil, err

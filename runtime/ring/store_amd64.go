@@ -11,3 +11,8 @@ package ring
 //
 //go:noescape
 func storeRelease(addr *uint64, v uint64)
+
+// storeOpenStamp stores a slot's odd stamp. On x86-64 (TSO) stores are
+// never reordered with later stores, so the release store suffices: the
+// message bytes written after it become visible after it.
+func storeOpenStamp(addr *uint64, v uint64) { storeRelease(addr, v) }
