@@ -209,3 +209,42 @@ func TestRawAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// TestRawHeaderLikeTyped: CreateRaw with a type's identity writes the header
+// Create[T] writes, for every slot layout and fence mode (newRawHeader and
+// newHeader must not drift apart).
+func TestRawHeaderLikeTyped(t *testing.T) {
+	tick := tickIdentity(t)
+	book, err := IdentityOf[Book]()
+	require.NoError(t, err)
+	for _, opts := range []Options{
+		{},
+		{Capacity: 64, MaxSubscribers: 3, Policy: DropOldest, Batch: 8, LivenessTimeout: time.Second},
+		{SlotLayout: SlotLine, Fences: FencesStrong},
+		{SlotLayout: SlotPacked, Policy: DropNewest},
+	} {
+		typed, raw := ringName(t), ringName(t)
+		tp, err := Create[Tick](typed, opts)
+		require.NoError(t, err)
+		rp, err := CreateRaw(raw, tick, opts)
+		require.NoError(t, err)
+		bp, err := Create[Book](ringName(t), opts)
+		require.NoError(t, err)
+		bn := bp.Name()
+		rb, err := CreateRaw(ringName(t), book, opts)
+		require.NoError(t, err)
+		for _, pair := range [][2]string{{typed, raw}, {bn, rb.Name()}} {
+			a, err := Inspect(pair[0])
+			require.NoError(t, err)
+			b, err := Inspect(pair[1])
+			require.NoError(t, err)
+			a.Name, a.Created, b.Name, b.Created = "", time.Time{}, "", time.Time{}
+			a.Producer.HeartbeatAge, b.Producer.HeartbeatAge = 0, 0
+			assert.Equal(t, a, b, "%+v", opts)
+		}
+		tp.Close()
+		rp.Close()
+		bp.Close()
+		rb.Close()
+	}
+}
