@@ -12,7 +12,10 @@ CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
 
-.PHONY: all demo test test-go test-python test-cpp lint fmt golden bench bench-quick \
+# tachyon-bridge and its demo (docs/BRIDGE.md)
+BRIDGE  := bin/tachyon-bridge
+
+.PHONY: all demo demo-bridge bin/tachyon-bridge test test-go test-python test-cpp lint fmt golden bench bench-quick \
         bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
@@ -55,6 +58,19 @@ demo: peers
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
 	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+
+## demo-bridge: Go -> ring "host A" -> tachyon-bridge out -> a three-node JetStream
+## cluster (started and stopped by the demo) -> tachyon-bridge in -> ring "host B" -> Go, C++, Python
+demo-bridge: peers $(BRIDGE) build/message.layout.json
+	$(GO) run ./examples/bridge/demo --go bin/gopeer --cpp build/cpppeer \
+	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python" \
+	  --bridge $(BRIDGE) --layout build/message.layout.json
+
+bin/tachyon-bridge:
+	$(GO) build -o $@ ./cmd/tachyon-bridge
+
+build/message.layout.json: examples/Message.tsch $(GEN)/.stamp
+	$(BIN) layout --json examples/Message.tsch > $@
 
 ## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
 test: lint test-go test-python

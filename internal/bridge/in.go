@@ -75,6 +75,9 @@ type InSummary struct {
 	Resets      uint64  `json:"resets"`
 	Seconds     float64 `json:"seconds"`
 	MsgsPerS    float64 `json:"msgs_per_s"`
+	// AllocsPerMsg is the process's heap allocations per ring message,
+	// nats.go's included.
+	AllocsPerMsg float64 `json:"allocs_per_msg"`
 }
 
 type inCounters struct {
@@ -142,13 +145,14 @@ func RunIn(ctx context.Context, cfg InConfig, log *slog.Logger) (InSummary, erro
 		gap: func(epoch, from, to uint64) {
 			in.log.Warn("source sequences never came (dropped upstream)", "epoch", epoch, "from", from, "to", to)
 		}}
-	start := time.Now()
+	start, mallocs := time.Now(), mallocs()
 	err := in.runAll(ctx)
 	secs := time.Since(start).Seconds()
 	s := InSummary{Role: "in", Ring: cfg.Ring, Committed: in.n.committed.Load(), NATSMsgs: in.n.natsMsgs.Load(),
 		Duplicates: in.seq.dups, Redelivered: in.n.redelivered.Load(), Gaps: in.seq.gaps, Reordered: in.seq.reordered,
 		Refused: in.n.refused.Load(), Resets: in.n.resets.Load(), Seconds: secs}
 	s.MsgsPerS = float64(s.Committed) / secs
+	s.AllocsPerMsg = perMsg(mallocs, s.Committed)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil
 	}

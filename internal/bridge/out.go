@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync/atomic"
 	"time"
 
@@ -63,6 +64,9 @@ type OutSummary struct {
 	Overwritten uint64  `json:"overwritten"` // held slots the ring overwrote (the publisher evicted the bridge)
 	Seconds     float64 `json:"seconds"`
 	MsgsPerS    float64 `json:"msgs_per_s"`
+	// AllocsPerMsg is the process's heap allocations per ring message,
+	// nats.go's included (the bridge's own ring side allocates none).
+	AllocsPerMsg float64 `json:"allocs_per_msg"`
 }
 
 type outCounters struct {
@@ -101,12 +105,13 @@ func (c *OutConfig) defaults() {
 func RunOut(ctx context.Context, cfg OutConfig, log *slog.Logger) (OutSummary, error) {
 	cfg.defaults()
 	o := &Out{cfg: cfg, log: log.With("ring", cfg.Ring)}
-	start := time.Now()
+	start, mallocs := time.Now(), mallocs()
 	err := o.run(ctx)
 	secs := time.Since(start).Seconds()
 	s := OutSummary{Role: "out", Ring: cfg.Ring, Subject: o.cfg.Subject, Published: o.n.acked.Load(), NATSMsgs: o.n.natsMsgs.Load(),
 		Retries: o.n.retries.Load(), Dropped: o.n.dropped.Load(), Overwritten: o.n.overwritten.Load(), Seconds: secs}
 	s.MsgsPerS = float64(s.Published) / secs
+	s.AllocsPerMsg = perMsg(mallocs, s.Published)
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		err = nil // asked to stop
 	}
@@ -365,6 +370,20 @@ func (o *Out) publishClosed(ctx context.Context) error {
 		o.log.Warn("publish of the end-of-ring marker failed; again", "err", err)
 		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, 2*time.Second))
 	}
+}
+
+func mallocs() uint64 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.Mallocs
+}
+
+// perMsg returns the allocations since before per message.
+func perMsg(before, msgs uint64) float64 {
+	if msgs == 0 {
+		return 0
+	}
+	return float64(mallocs()-before) / float64(msgs)
 }
 
 func (o *Out) statsLoop(every time.Duration) (stop func()) {
