@@ -65,9 +65,9 @@ func TestClusterNodeKill(t *testing.T) {
 	p.out.Stream.Replicas, p.in.Stream.Replicas = 3, 3
 	p.out.Window = 512
 	const n = 30_000
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	got := bridgetest.Subscribe(t, p.dst, 90*time.Second)
+	got := bridgetest.Subscribe(t, p.dst, 150*time.Second)
 	ins := runInAsync(t, ctx, p.in)
 	outs := runOutAsync(t, ctx, p.out)
 	published := bridgetest.PublishN(t, p.src, n, ring.Options{Capacity: 65536}, 5*time.Millisecond)

@@ -124,6 +124,37 @@ func (s Stream) config(subject string) (jetstream.StreamConfig, error) {
 	return cfg, nil
 }
 
+// transient reports a JetStream API error that a cluster electing a leader,
+// or a server starting, gives: worth asking again.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.Code == 500
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// retryAPI calls fn with a bounded context until it succeeds, fails for
+// good, or ctx ends: a bridge started while its cluster elects a leader
+// waits for it instead of failing.
+func retryAPI(ctx context.Context, log *slog.Logger, what string, fn func(ctx context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(actx)
+		cancel()
+		if err == nil || !transient(err) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("JetStream not answering; asking again", "what", what, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(min(time.Duration(attempt)*200*time.Millisecond, 2*time.Second)):
+		}
+	}
+}
+
 // ensureStream returns the stream, creating it when allowed, and checks that
 // it captures subject (unless subject is empty: every subject).
 func ensureStream(ctx context.Context, js jetstream.JetStream, s Stream, subject string, log *slog.Logger) (jetstream.Stream, error) {
@@ -131,13 +162,20 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, s Stream, subject
 	if err != nil {
 		return nil, err
 	}
-	st, err := js.Stream(ctx, s.Name)
+	var st jetstream.Stream
+	err = retryAPI(ctx, log, "stream info", func(ctx context.Context) (err error) {
+		st, err = js.Stream(ctx, s.Name)
+		return err
+	})
 	switch {
 	case errors.Is(err, jetstream.ErrStreamNotFound):
 		if !s.Create {
 			return nil, fmt.Errorf("stream %q does not exist, and stream creation is off (--create-stream=false)", s.Name)
 		}
-		st, err = js.CreateStream(ctx, cfg)
+		err = retryAPI(ctx, log, "create stream", func(ctx context.Context) (err error) {
+			st, err = js.CreateStream(ctx, cfg)
+			return err
+		})
 		if err != nil {
 			return nil, fmt.Errorf("create stream %q (subjects %v, %d replicas): %w", s.Name, cfg.Subjects, cfg.Replicas, err)
 		}

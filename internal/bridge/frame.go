@@ -6,6 +6,7 @@ package bridge
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"unsafe"
 
 	"github.com/nats-io/nats.go"
@@ -14,20 +15,21 @@ import (
 )
 
 // The headers of every NATS message the bridge publishes (docs/BRIDGE.md,
-// "Wire format"). Values are decimal unless said otherwise.
+// "Wire format"): three, because JetStream's work per message grows with
+// its headers.
+//
+//	Nats-Msg-Id:     RING:EPOCH:SEQ+COUNT            (RING:EPOCH:closed)
+//	Tachyon-Message: fingerprint=0x1b43e6c9e14a376c type=1 size=64 align=8 name=market.Message
+//	Tachyon-Seq:     ring=RING epoch=EPOCH seq=SEQ count=COUNT window=WINDOW   (... seq=SEQ closed)
+//
+// EPOCH is the source ring's creation time (ns since 1970): with RING it
+// names the sequence space, which restarts at 0 when the ring is created
+// again. SEQ is the ring sequence of the first message carried, COUNT how
+// many (K when packed), WINDOW the sequence that opened the out window.
 const (
-	HdrMsgID       = "Nats-Msg-Id"         // RING:EPOCH:SEQ+COUNT, or RING:EPOCH:closed
-	HdrFingerprint = "Tachyon-Fingerprint" // 0x-prefixed, 16 hex digits
-	HdrTypeID      = "Tachyon-Type-Id"
-	HdrSize        = "Tachyon-Size"
-	HdrAlign       = "Tachyon-Align"
-	HdrMessage     = "Tachyon-Message" // package.Message, when the bridge knows it
-	HdrRing        = "Tachyon-Ring"    // the source ring's name
-	HdrEpoch       = "Tachyon-Epoch"   // the source ring's creation time, ns since 1970
-	HdrSeq         = "Tachyon-Seq"     // ring sequence of the first message carried
-	HdrCount       = "Tachyon-Count"   // messages carried (K when packed)
-	HdrWindow      = "Tachyon-Window"  // ring sequence that opened the out window
-	HdrControl     = "Tachyon-Control" // "closed": the source ring ended at Tachyon-Seq
+	HdrMsgID   = "Nats-Msg-Id"
+	HdrMessage = "Tachyon-Message"
+	HdrSeq     = "Tachyon-Seq"
 )
 
 // frame is one decoded NATS message of the bridge: count consecutive ring
@@ -48,66 +50,111 @@ type frame struct {
 // end returns the ring sequence just past the frame.
 func (f *frame) end() uint64 { return f.first + f.count }
 
-func headerUint(h nats.Header, key string, base int) (uint64, error) {
-	v := h.Get(key)
-	if v == "" {
-		return 0, fmt.Errorf("no %s header", key)
+// fields calls fn for each key=value (or bare key) of a header value.
+func fields(v string, fn func(k, v string) error) error {
+	for v != "" {
+		var f string
+		f, v, _ = strings.Cut(v, " ")
+		if f == "" {
+			continue
+		}
+		k, val, _ := strings.Cut(f, "=")
+		if err := fn(k, val); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func parseNum(hdr, k, v string, base int) (uint64, error) {
 	if base == 16 {
 		if len(v) < 3 || v[:2] != "0x" {
-			return 0, fmt.Errorf("%s %q is not 0x-prefixed hex", key, v)
+			return 0, fmt.Errorf("%s %s=%q is not 0x-prefixed hex", hdr, k, v)
 		}
 		v = v[2:]
 	}
 	n, err := strconv.ParseUint(v, base, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s %q is not a number", key, h.Get(key))
+		return 0, fmt.Errorf("%s %s=%q is not a number", hdr, k, v)
 	}
 	return n, nil
 }
 
-// decodeFrame reads a bridge message's headers and checks its data length;
-// an error says why the message is not one (it is refused, never written).
-func decodeFrame(h nats.Header, data []byte) (*frame, error) {
-	f := &frame{ring: h.Get(HdrRing), name: h.Get(HdrMessage), data: data}
-	if f.ring == "" {
-		return nil, fmt.Errorf("not a tachyon-bridge message: no %s header", HdrRing)
+// decodeFrame reads a bridge message's headers into f and checks its data
+// length; an error says why the message is not one (it is refused, never
+// written). It allocates nothing.
+func decodeFrame(f *frame, h nats.Header, data []byte) error {
+	*f = frame{data: data}
+	seq, msg := h.Get(HdrSeq), h.Get(HdrMessage)
+	if seq == "" {
+		return fmt.Errorf("not a tachyon-bridge message: no %s header", HdrSeq)
 	}
-	var err error
-	get := func(key string, base int) uint64 {
-		if err != nil {
-			return 0
+	var have [8]bool // ring epoch seq count window | fingerprint type size
+	err := fields(seq, func(k, v string) (err error) {
+		switch k {
+		case "ring":
+			f.ring, have[0] = v, true
+		case "epoch":
+			f.epoch, err = parseNum(HdrSeq, k, v, 10)
+			have[1] = true
+		case "seq":
+			f.first, err = parseNum(HdrSeq, k, v, 10)
+			have[2] = true
+		case "count":
+			f.count, err = parseNum(HdrSeq, k, v, 10)
+			have[3] = true
+		case "window":
+			f.window, err = parseNum(HdrSeq, k, v, 10)
+			have[4] = true
+		case "closed":
+			f.closed = true
 		}
-		var v uint64
-		v, err = headerUint(h, key, base)
-		return v
+		return err
+	})
+	if err != nil {
+		return err
 	}
-	f.epoch = get(HdrEpoch, 10)
-	f.first = get(HdrSeq, 10)
-	if c := h.Get(HdrControl); c != "" {
-		if c != "closed" {
-			return nil, fmt.Errorf("unknown %s %q", HdrControl, c)
+	if !have[0] || !have[1] || !have[2] {
+		return fmt.Errorf("%s %q: needs ring, epoch and seq", HdrSeq, seq)
+	}
+	if f.closed {
+		return nil
+	}
+	var size, align, typeID uint64
+	err = fields(msg, func(k, v string) (err error) {
+		switch k {
+		case "fingerprint":
+			f.id.Fingerprint, err = parseNum(HdrMessage, k, v, 16)
+			have[5] = true
+		case "type":
+			typeID, err = parseNum(HdrMessage, k, v, 10)
+			have[6] = true
+		case "size":
+			size, err = parseNum(HdrMessage, k, v, 10)
+			have[7] = true
+		case "align":
+			align, err = parseNum(HdrMessage, k, v, 10)
+		case "name":
+			f.name = v
 		}
-		f.closed = true
-		return f, err
-	}
-	f.count = get(HdrCount, 10)
-	f.window = get(HdrWindow, 10)
-	f.id.Fingerprint = get(HdrFingerprint, 16)
-	f.id.TypeID = uint32(get(HdrTypeID, 10))
-	f.id.Size = int(get(HdrSize, 10))
-	f.id.Align = int(get(HdrAlign, 10))
+		return err
+	})
+	f.id.TypeID, f.id.Size, f.id.Align = uint32(typeID), int(size), int(align)
 	switch {
 	case err != nil:
-		return nil, err
-	case f.count == 0 || f.id.Size == 0:
-		return nil, fmt.Errorf("%s %d, %s %d: carries nothing", HdrCount, f.count, HdrSize, f.id.Size)
-	case uint64(len(data)) != f.count*uint64(f.id.Size):
-		return nil, fmt.Errorf("%d data bytes, want %s %d x %s %d = %d", len(data), HdrCount, f.count, HdrSize, f.id.Size, f.count*uint64(f.id.Size))
+		return err
+	case !have[3] || !have[4]:
+		return fmt.Errorf("%s %q: needs count and window", HdrSeq, seq)
+	case !have[5] || !have[6] || !have[7] || align == 0:
+		return fmt.Errorf("%s %q: needs fingerprint, type, size and align", HdrMessage, msg)
+	case f.count == 0 || size == 0:
+		return fmt.Errorf("count %d, size %d: carries nothing", f.count, size)
+	case uint64(len(data)) != f.count*size:
+		return fmt.Errorf("%d data bytes, want count %d x size %d = %d", len(data), f.count, size, f.count*size)
 	case f.window > f.first:
-		return nil, fmt.Errorf("%s %d is after %s %d", HdrWindow, f.window, HdrSeq, f.first)
+		return fmt.Errorf("window %d is after seq %d", f.window, f.first)
 	}
-	return f, nil
+	return nil
 }
 
 // encoder fills the headers of the NATS messages of one out window without
@@ -116,43 +163,30 @@ func decodeFrame(h nats.Header, data []byte) (*frame, error) {
 // (a window's messages are all acknowledged before the next is encoded, and
 // nats.go keeps a message only until its acknowledgement, to retry it).
 type encoder struct {
-	msgs   []nats.Msg
-	arena  []byte
-	idBase string // RING:EPOCH:
-	static map[string]string
+	msgs    []nats.Msg
+	arena   []byte
+	idBase  string // RING:EPOCH:
+	seqBase string // ring=RING epoch=EPOCH seq=
+	message string // the Tachyon-Message value
 }
-
-// perMessage are the header keys whose value changes per message.
-var perMessage = [...]string{HdrMsgID, HdrSeq, HdrCount, HdrWindow}
 
 func newEncoder(subject, ringName string, epoch uint64, id ring.Identity, message string, maxMsgs int) *encoder {
 	e := &encoder{
-		msgs:   make([]nats.Msg, maxMsgs),
-		idBase: ringName + ":" + strconv.FormatUint(epoch, 10) + ":",
-		static: map[string]string{
-			HdrFingerprint: fmt.Sprintf("%#016x", id.Fingerprint),
-			HdrTypeID:      strconv.FormatUint(uint64(id.TypeID), 10),
-			HdrSize:        strconv.Itoa(id.Size),
-			HdrAlign:       strconv.Itoa(id.Align),
-			HdrRing:        ringName,
-			HdrEpoch:       strconv.FormatUint(epoch, 10),
-		},
+		msgs:    make([]nats.Msg, maxMsgs),
+		idBase:  ringName + ":" + strconv.FormatUint(epoch, 10) + ":",
+		seqBase: "ring=" + ringName + " epoch=" + strconv.FormatUint(epoch, 10) + " seq=",
+		message: fmt.Sprintf("fingerprint=%#016x type=%d size=%d align=%d", id.Fingerprint, id.TypeID, id.Size, id.Align),
 	}
 	if message != "" {
-		e.static[HdrMessage] = message
+		e.message += " name=" + message
 	}
-	// Per message: the id base, then at most 3 numbers of 20 digits and
+	// Per message: the two bases, then at most 4 numbers of 20 digits and
 	// their separators.
-	e.arena = make([]byte, 0, maxMsgs*(len(e.idBase)+4*21))
+	e.arena = make([]byte, 0, maxMsgs*(len(e.idBase)+len(e.seqBase)+4*30))
 	for i := range e.msgs {
-		h := make(nats.Header, len(e.static)+len(perMessage))
-		for k, v := range e.static {
-			h[k] = []string{v}
-		}
-		for _, k := range perMessage {
-			h[k] = []string{""}
-		}
-		e.msgs[i] = nats.Msg{Subject: subject, Header: h}
+		e.msgs[i] = nats.Msg{Subject: subject, Header: nats.Header{
+			HdrMsgID: {""}, HdrMessage: {e.message}, HdrSeq: {""},
+		}}
 	}
 	return e
 }
@@ -165,12 +199,6 @@ func (e *encoder) str(start int) string {
 	return unsafe.String(&e.arena[start], len(e.arena)-start)
 }
 
-func (e *encoder) num(v uint64) string {
-	start := len(e.arena)
-	e.arena = strconv.AppendUint(e.arena, v, 10)
-	return e.str(start)
-}
-
 // encode fills message i of the window for count ring messages from seq.
 func (e *encoder) encode(i int, data []byte, seq, count, window uint64) *nats.Msg {
 	m := &e.msgs[i]
@@ -181,22 +209,22 @@ func (e *encoder) encode(i int, data []byte, seq, count, window uint64) *nats.Ms
 	e.arena = append(e.arena, '+')
 	e.arena = strconv.AppendUint(e.arena, count, 10)
 	m.Header[HdrMsgID][0] = e.str(start)
-	m.Header[HdrSeq][0] = e.num(seq)
-	m.Header[HdrCount][0] = e.num(count)
-	m.Header[HdrWindow][0] = e.num(window)
+	start = len(e.arena)
+	e.arena = append(e.arena, e.seqBase...)
+	e.arena = strconv.AppendUint(e.arena, seq, 10)
+	e.arena = append(e.arena, " count="...)
+	e.arena = strconv.AppendUint(e.arena, count, 10)
+	e.arena = append(e.arena, " window="...)
+	e.arena = strconv.AppendUint(e.arena, window, 10)
+	m.Header[HdrSeq][0] = e.str(start)
 	return m
 }
 
 // closedMsg is the control message that says the source ring ended at seq.
 func (e *encoder) closedMsg(subject string, seq uint64) *nats.Msg {
-	h := nats.Header{}
-	for _, k := range []string{HdrRing, HdrEpoch, HdrFingerprint, HdrTypeID, HdrSize, HdrAlign, HdrMessage} {
-		if v, ok := e.static[k]; ok {
-			h.Set(k, v)
-		}
-	}
-	h.Set(HdrControl, "closed")
-	h.Set(HdrSeq, strconv.FormatUint(seq, 10))
-	h.Set(HdrMsgID, e.idBase+"closed")
-	return &nats.Msg{Subject: subject, Header: h}
+	return &nats.Msg{Subject: subject, Header: nats.Header{
+		HdrMsgID:   {e.idBase + "closed"},
+		HdrMessage: {e.message},
+		HdrSeq:     {e.seqBase + strconv.FormatUint(seq, 10) + " closed"},
+	}}
 }

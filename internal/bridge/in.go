@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -113,6 +114,9 @@ type In struct {
 	disrupted  atomic.Bool
 	lastHK     time.Time
 	ctx        context.Context
+	mu         sync.Mutex // the consuming goroutine's state against ackLoop's
+	iter       atomic.Pointer[jetstream.MessagesContext]
+	scratch    frame // the frame being handled (the sequencer copies what it holds)
 	n          inCounters
 }
 
@@ -182,6 +186,9 @@ func (in *In) runAll(ctx context.Context) error {
 	nc.SetReconnectHandler(func(nc *nats.Conn) {
 		in.log.Info("nats reconnected: the consumer restarts from its acknowledged position", "server", nc.ConnectedUrlRedacted())
 		in.disrupted.Store(true)
+		if it := in.iter.Load(); it != nil {
+			(*it).Stop()
+		}
 	})
 	if in.js, err = jetstream.New(nc); err != nil {
 		return err
@@ -241,12 +248,18 @@ func (in *In) openConsumer(ctx context.Context) error {
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: in.cfg.Subject,
 	}
-	in.cons, err = stream.CreateOrUpdateConsumer(ctx, cc)
+	err = retryAPI(ctx, in.log, "create consumer", func(ctx context.Context) (err error) {
+		in.cons, err = stream.CreateOrUpdateConsumer(ctx, cc)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("consumer %q on stream %q: %w (the bridge needs a pull consumer with ack policy all)", in.cfg.Consumer, in.cfg.Stream.Name, err)
 	}
-	info, err := in.cons.Info(ctx)
-	if err != nil {
+	var info *jetstream.ConsumerInfo
+	if err := retryAPI(ctx, in.log, "consumer info", func(ctx context.Context) (err error) {
+		info, err = in.cons.Info(ctx)
+		return err
+	}); err != nil {
 		return err
 	}
 	in.log.Info("consumer", "consumer", in.cfg.Consumer, "filter", in.cfg.Subject, "ack_floor", info.AckFloor.Stream,
@@ -430,51 +443,79 @@ func (in *In) finish() {
 }
 
 // consume receives until ctx ends, the source ring's end (with
-// ExitOnClose), an error, or a disruption (errDisrupted).
+// ExitOnClose), an error, or a disruption (errDisrupted). Next blocks, so
+// that the iterator's heartbeat check sees a pull lost with a consumer
+// leader; acknowledgements and in-progress notes go from ackLoop.
 func (in *In) consume(ctx context.Context) error {
-	iter, err := in.cons.Messages(jetstream.PullMaxMessages(in.cfg.Fetch))
+	iter, err := in.cons.Messages(jetstream.PullMaxMessages(in.cfg.Fetch),
+		jetstream.PullExpiry(10*time.Second), jetstream.PullHeartbeat(2*time.Second))
 	if err != nil {
 		return fmt.Errorf("consume %q: %w", in.cfg.Consumer, err)
 	}
-	defer iter.Stop()
+	in.iter.Store(&iter)
+	defer func() {
+		in.iter.Store(nil)
+		iter.Stop()
+	}()
 	stop := context.AfterFunc(ctx, iter.Stop)
 	defer stop()
-	hk := min(in.cfg.AckWait/3, time.Second)
-	in.lastHK = time.Now()
+	if in.disrupted.Swap(false) {
+		return errDisrupted
+	}
+	done := in.ackLoop()
+	defer done()
 	for {
-		if in.disrupted.Swap(false) {
-			return errDisrupted
-		}
-		wait := hk
-		if in.ackable() > 0 {
-			wait = 2 * time.Millisecond
-		}
-		m, err := iter.Next(jetstream.NextMaxWait(wait))
+		m, err := iter.Next()
 		switch {
 		case err == nil:
-			if err := in.handle(m); err != nil {
+			in.mu.Lock()
+			err := in.handle(m)
+			if err == nil && in.ackable() >= 256 {
+				in.ackPrefix(false)
+			}
+			in.mu.Unlock()
+			if err != nil {
 				return err
 			}
 			if in.closed && in.cfg.ExitOnClose {
 				return nil
 			}
-			if in.ackable() >= 256 {
-				in.ackPrefix(false)
-			}
-		case errors.Is(err, nats.ErrTimeout):
-			in.ackPrefix(false)
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, jetstream.ErrMsgIteratorClosed):
-			return errDisrupted
+			return errDisrupted // a reconnect stopped it
 		default:
-			in.log.Warn("pull interrupted", "err", err)
+			in.log.Warn("pull interrupted; the consumer restarts from its acknowledged position", "err", err)
 			return errDisrupted
-		}
-		if time.Since(in.lastHK) >= hk {
-			in.housekeep()
 		}
 	}
+}
+
+// ackLoop acknowledges what is committed every few milliseconds, and
+// housekeeps, until the returned function is called.
+func (in *In) ackLoop() (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
+	hk := min(in.cfg.AckWait/3, time.Second)
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				in.mu.Lock()
+				if time.Since(in.lastHK) >= hk {
+					in.housekeep()
+				} else {
+					in.ackPrefix(false)
+				}
+				in.mu.Unlock()
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
 }
 
 // handle takes one JetStream message.
@@ -482,7 +523,8 @@ func (in *In) handle(m jetstream.Msg) error {
 	in.n.natsMsgs.Add(1)
 	in.deliveries = append(in.deliveries, delivery{m: m})
 	tag := in.base + uint64(len(in.deliveries)-1)
-	f, err := decodeFrame(m.Headers(), m.Data())
+	f := &in.scratch
+	err := decodeFrame(f, m.Headers(), m.Data())
 	if err == nil {
 		err = in.admit(f)
 	}

@@ -30,8 +30,8 @@ type sequencer struct {
 	dups, gaps, reordered uint64
 }
 
-// offer takes the next frame JetStream delivered. closed reports a control
-// frame that ended the current source ring.
+// offer takes the next frame JetStream delivered; f is the caller's to reuse
+// after. closed reports a control frame that ended the current source ring.
 func (s *sequencer) offer(f *frame) (closed bool, err error) {
 	switch {
 	case !s.known:
@@ -77,7 +77,8 @@ func (s *sequencer) offer(f *frame) (closed bool, err error) {
 	}
 	if f.first > s.pos.Next {
 		i, _ := slices.BinarySearchFunc(s.held, f.first, func(h *frame, first uint64) int { return cmpU64(h.first, first) })
-		s.held = slices.Insert(s.held, i, f)
+		held := *f // f may be reused for the next frame
+		s.held = slices.Insert(s.held, i, &held)
 		s.reordered++
 		if len(s.held) <= s.limit {
 			return false, nil

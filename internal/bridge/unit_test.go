@@ -205,30 +205,32 @@ func TestDecodeFrame(t *testing.T) {
 	e.reset()
 	data := make([]byte, 128)
 	m := e.encode(0, data, 10, 2, 8)
-	f, err := decodeFrame(m.Header, m.Data)
-	require.NoError(t, err)
-	assert.Equal(t, frame{ring: "ticks", epoch: 99, first: 10, count: 2, window: 8, id: id, name: "market.Message", data: data}, *f)
-	assert.Equal(t, "ticks:99:10+2", m.Header.Get(HdrMsgID))
+	assert.Equal(t, nats.Header{HdrMsgID: {"ticks:99:10+2"}, HdrSeq: {"ring=ticks epoch=99 seq=10 count=2 window=8"},
+		HdrMessage: {"fingerprint=0x1b43e6c9e14a376c type=1 size=64 align=8 name=market.Message"}}, m.Header)
+	var f frame
+	require.NoError(t, decodeFrame(&f, m.Header, m.Data))
+	assert.Equal(t, frame{ring: "ticks", epoch: 99, first: 10, count: 2, window: 8, id: id, name: "market.Message", data: data}, f)
+	allocs := testing.AllocsPerRun(1000, func() { _ = decodeFrame(&f, m.Header, m.Data) })
+	assert.Zero(t, allocs, "decoding allocates nothing")
 
-	_, err = decodeFrame(m.Header, data[:100])
-	assert.ErrorContains(t, err, "100 data bytes, want Tachyon-Count 2 x Tachyon-Size 64 = 128")
-	_, err = decodeFrame(nats.Header{}, nil)
-	assert.ErrorContains(t, err, "not a tachyon-bridge message")
-	bad := nats.Header{}
-	for k, v := range m.Header {
-		bad[k] = slices.Clone(v)
+	assert.ErrorContains(t, decodeFrame(&f, m.Header, data[:100]), "100 data bytes, want count 2 x size 64 = 128")
+	assert.ErrorContains(t, decodeFrame(&f, nats.Header{}, nil), "not a tachyon-bridge message")
+	bad := func(key, v string) error {
+		h := nats.Header{}
+		for k, v := range m.Header {
+			h[k] = slices.Clone(v)
+		}
+		h.Set(key, v)
+		return decodeFrame(&f, h, data)
 	}
-	bad.Set(HdrFingerprint, "12")
-	_, err = decodeFrame(bad, data)
-	assert.ErrorContains(t, err, `Tachyon-Fingerprint "12" is not 0x-prefixed hex`)
-	bad.Set(HdrFingerprint, "0x1")
-	bad.Set(HdrWindow, "11")
-	_, err = decodeFrame(bad, data)
-	assert.ErrorContains(t, err, "Tachyon-Window 11 is after Tachyon-Seq 10")
+	assert.ErrorContains(t, bad(HdrMessage, "fingerprint=12 type=1 size=64 align=8"), `Tachyon-Message fingerprint="12" is not 0x-prefixed hex`)
+	assert.ErrorContains(t, bad(HdrMessage, "fingerprint=0x1 size=64 align=8"), "needs fingerprint, type, size and align")
+	assert.ErrorContains(t, bad(HdrSeq, "ring=ticks epoch=99 seq=10 count=2 window=11"), "window 11 is after seq 10")
+	assert.ErrorContains(t, bad(HdrSeq, "ring=ticks seq=10 count=2 window=8"), "needs ring, epoch and seq")
+	assert.ErrorContains(t, bad(HdrSeq, "ring=ticks epoch=x seq=10"), `Tachyon-Seq epoch="x" is not a number`)
 
 	c := e.closedMsg("s", 50)
-	f, err = decodeFrame(c.Header, nil)
-	require.NoError(t, err)
+	require.NoError(t, decodeFrame(&f, c.Header, nil))
 	assert.True(t, f.closed)
 	assert.EqualValues(t, 50, f.first)
 	assert.Equal(t, "ticks:99:closed", c.Header.Get(HdrMsgID))
@@ -250,7 +252,7 @@ func TestEncoderAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 	assert.Equal(t, "ticks:99:"+itoa(seq-1)+"+1", e.msgs[255].Header.Get(HdrMsgID))
-	assert.Equal(t, itoa(seq-256), e.msgs[0].Header.Get(HdrSeq))
+	assert.Equal(t, "ring=ticks epoch=99 seq="+itoa(seq-256)+" count=1 window="+itoa(seq-256), e.msgs[0].Header.Get(HdrSeq))
 }
 
 // TestSubjects: stream subject filters.
