@@ -82,7 +82,7 @@ test: lint test-go test-python
 # (examples/pipeline/peers) needs the venv.
 test-go: venv
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
+	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market ./internal/bridge
 
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
@@ -115,7 +115,7 @@ bench: bench-deps
 bench-quick: bench-deps
 	bin/bench --quick --out build/bench-quick.json --svg build/bench-quick.svg
 
-bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
+bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench $(BRIDGE) build/message.layout.json
 
 bin/bench:
 	$(GO) build -o $@ ./bench

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -369,4 +370,34 @@ func (b *bridgeRun) run(tag string, pack, n, rate int) (bridgeResult, error) {
 	res.rate = float64(n) / d.last.Sub(t0).Seconds()
 	res.lat, res.outAllocs, res.inAllocs = d.lat, outS.Allocs, inS.Allocs
 	return res, nil
+}
+
+// reportBridge prints the bridge figures beside the plain baseline.
+func reportBridge(r *results) {
+	if _, ok := r.Metrics["bridge_r1_plain_async_msgs_per_s"]; !ok {
+		return
+	}
+	fmt.Println()
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ring -> JetStream -> ring (64 B)\tmsgs/s median\tmin-max of 3\tvs plain\tlatency p50\tp99")
+	for _, rep := range []string{"r1", "r3"} {
+		k := "bridge_" + rep
+		for _, row := range []struct{ key, label string }{{"plain_async", "plain nats.go async publish"},
+			{"unpacked", "tachyon-bridge, unpacked"}, {"packed16", "tachyon-bridge, packed 16"}} {
+			m, ok := r.Metrics[k+"_"+row.key+"_msgs_per_s"]
+			if !ok {
+				continue
+			}
+			vs, p50, p99 := "-", "-", "-"
+			if v, ok := r.Metrics[k+"_"+row.key+"_vs_plain"]; ok {
+				vs = fmt.Sprintf("%.2fx", v.Value)
+			}
+			if l, ok := r.Latency[k+"_"+row.key]; ok {
+				p50, p99 = ns(l.P50), ns(l.P99)
+			}
+			fmt.Fprintf(tw, "%s %s\t%s\t%s-%s\t%s\t%s\t%s\n", strings.ToUpper(rep), row.label, human(m.Value),
+				human(r.Metrics[k+"_"+row.key+"_msgs_per_s_min"].Value), human(r.Metrics[k+"_"+row.key+"_msgs_per_s_max"].Value), vs, p50, p99)
+		}
+	}
+	tw.Flush()
 }

@@ -424,6 +424,8 @@ func report(r *results) {
 	}
 	tw.Flush()
 
+	reportBridge(r)
+
 	fmt.Println()
 	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "metric\tvalue\tunit")
