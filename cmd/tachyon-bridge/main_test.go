@@ -151,7 +151,7 @@ func TestKillRestart(t *testing.T) {
 		"--layout", "../../golden/message.layout.json", "--message", "market.Message", "--wait-subscribers", "1",
 		"--state", state, "--exit-on-close", "--quiet"}
 	const n = 40_000
-	got := bridgetest.Subscribe(t, dst, 90*time.Second)
+	got := bridgetest.Subscribe(t, dst, 90*time.Second, 0)
 	out, in := start(t, outArgs...), start(t, inArgs...)
 	// The source ring holds the whole stream: while the out bridge is down
 	// nothing is overwritten (docs/BRIDGE.md: a dead subscriber no longer

@@ -132,7 +132,7 @@ func TestEndToEnd(t *testing.T) {
 			const n = 20_000
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			got := bridgetest.Subscribe(t, p.dst, 60*time.Second)
+			got := bridgetest.Subscribe(t, p.dst, 60*time.Second, 0)
 			ins := runInAsync(t, ctx, p.in)
 			outs := runOutAsync(t, ctx, p.out)
 			require.NoError(t, <-bridgetest.PublishN(t, p.src, n, ring.Options{Capacity: 4096}, 0))
@@ -216,4 +216,54 @@ func TestMismatchRefused(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, info.NumAckPending, "terminated and acknowledged")
 	assert.EqualValues(t, 11, info.AckFloor.Stream)
+}
+
+// TestLossyDropsCounted: a lossy out bridge that cannot keep up loses
+// messages, never silently: the ring counts them as its drops, the in side
+// counts the same sequences as gaps (from the first sequence it sees), and
+// every message that arrives is intact and in order.
+func TestLossyDropsCounted(t *testing.T) {
+	url := startServer(t)
+	p := newPipeline(t, url)
+	p.out.MaxLag, p.out.Window = 32, 16
+	const n = 50_000
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := bridgetest.Subscribe(t, p.dst, 60*time.Second, 0)
+	ins := runInAsync(t, ctx, p.in)
+	outs := runOutAsync(t, ctx, p.out)
+	require.NoError(t, <-bridgetest.PublishN(t, p.src, n, ring.Options{Capacity: 64}, 100*time.Microsecond))
+	o, i := <-outs, <-ins
+	r := <-got
+	require.NoError(t, r.Err)
+	assert.Zero(t, r.Torn)
+	assert.Zero(t, r.Reorder)
+	require.NotEmpty(t, r.Seqs)
+	assert.Positive(t, o.Dropped, "the publisher outran the lossy bridge")
+	assert.EqualValues(t, n, uint64(len(r.Seqs))+o.Dropped, "every message arrived or was counted as dropped")
+	assert.Equal(t, o.Dropped-r.Seqs[0], i.Gaps, "every drop after the first message is seen at the far end")
+	assert.EqualValues(t, len(r.Seqs), i.Committed)
+	t.Logf("%d of %d arrived, %d dropped by the lossy subscriber", len(r.Seqs), n, o.Dropped)
+}
+
+// TestBackpressure: a destination ring that fills up (a slow subscriber, a
+// small ring) holds the in bridge back; JetStream keeps the backlog and
+// nothing is dropped.
+func TestBackpressure(t *testing.T) {
+	url := startServer(t)
+	p := newPipeline(t, url)
+	p.in.Capacity = 64
+	const n = 2_000
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := bridgetest.Subscribe(t, p.dst, 60*time.Second, 200*time.Microsecond)
+	ins := runInAsync(t, ctx, p.in)
+	outs := runOutAsync(t, ctx, p.out)
+	require.NoError(t, <-bridgetest.PublishN(t, p.src, n, ring.Options{Capacity: 4096}, 0))
+	o := <-outs
+	assert.EqualValues(t, n, o.Published, "JetStream took every message while the far ring was full")
+	i := <-ins
+	bridgetest.CheckExactlyOnce(t, <-got, n)
+	assert.EqualValues(t, n, i.Committed)
+	assert.Zero(t, i.Gaps)
 }

@@ -67,7 +67,7 @@ func TestClusterNodeKill(t *testing.T) {
 	const n = 30_000
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
-	got := bridgetest.Subscribe(t, p.dst, 150*time.Second)
+	got := bridgetest.Subscribe(t, p.dst, 150*time.Second, 0)
 	ins := runInAsync(t, ctx, p.in)
 	outs := runOutAsync(t, ctx, p.out)
 	published := bridgetest.PublishN(t, p.src, n, ring.Options{Capacity: 65536}, 5*time.Millisecond)

@@ -100,7 +100,7 @@ func (s Stream) config(subject string) (jetstream.StreamConfig, error) {
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = -1
 	}
-	if len(cfg.Subjects) == 0 {
+	if len(cfg.Subjects) == 0 && subject != "" {
 		cfg.Subjects = []string{subject}
 	}
 	switch s.Retention {
@@ -172,8 +172,14 @@ func ensureStream(ctx context.Context, js jetstream.JetStream, s Stream, subject
 		if !s.Create {
 			return nil, fmt.Errorf("stream %q does not exist, and stream creation is off (--create-stream=false)", s.Name)
 		}
+		if len(cfg.Subjects) == 0 {
+			return nil, fmt.Errorf("stream %q does not exist; to create it, give --subject or --stream-subjects", s.Name)
+		}
 		err = retryAPI(ctx, log, "create stream", func(ctx context.Context) (err error) {
 			st, err = js.CreateStream(ctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				st, err = js.Stream(ctx, s.Name) // the other bridge created it first
+			}
 			return err
 		})
 		if err != nil {

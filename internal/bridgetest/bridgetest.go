@@ -96,10 +96,10 @@ type Received struct {
 	Err           error
 }
 
-// Subscribe attaches to the destination ring (retrying until it exists)
-// and, across destination ring incarnations (a restarted in bridge creates
+// Subscribe attaches to the destination ring (retrying until it exists),
+// sleeping slow after every message, and, across destination ring incarnations (a restarted in bridge creates
 // the ring again), records every sequence until the ring closes.
-func Subscribe(t *testing.T, name string, timeout time.Duration) <-chan Received {
+func Subscribe(t *testing.T, name string, timeout, slow time.Duration) <-chan Received {
 	out := make(chan Received, 1)
 	go func() {
 		var r Received
@@ -133,6 +133,9 @@ func Subscribe(t *testing.T, name string, timeout time.Duration) <-chan Received
 					r.Reorder++
 				}
 				r.Seqs = append(r.Seqs, m.Seq)
+				if slow > 0 {
+					time.Sleep(slow)
+				}
 			}
 			sub.Close()
 			if err == nil { // closed
