@@ -85,6 +85,13 @@ func bridgeReplicas(r *results, bridgeBin, layout string, replicas int, sz bridg
 		return fmt.Errorf("plain: %w", err)
 	}
 	plain.record(r, key+"_plain_async", "nats.go JetStream PublishAsync of 64 B payloads, until every ack, "+note)
+	e2e, err := median3(func(i int) (float64, error) {
+		return plainEndToEnd(urls, fmt.Sprintf("PLAINE2E%d", i), replicas, sz.plain)
+	})
+	if err != nil {
+		return fmt.Errorf("plain end to end: %w", err)
+	}
+	e2e.record(r, key+"_plain_e2e", "the same publish with a nats.go pull consumer (ack all) receiving every message, end to end, "+note)
 	b := &bridgeRun{bin: bridgeBin, layout: layout, urls: urls, replicas: replicas, dir: dir}
 	for _, pack := range []int{1, 16} {
 		kind := "unpacked"
@@ -103,6 +110,7 @@ func bridgeReplicas(r *results, bridgeBin, layout string, replicas int, sz bridg
 		}
 		rate.record(r, key+"_"+kind, fmt.Sprintf("ring -> out -> JetStream -> in -> ring, %d msgs per NATS message, end to end, %s", pack, note))
 		r.Metrics[key+"_"+kind+"_vs_plain"] = Metric{rate.median / plain.median, "x", "median rate over plain async publish's median"}
+		r.Metrics[key+"_"+kind+"_vs_plain_e2e"] = Metric{rate.median / e2e.median, "x", "median rate over plain publish + consume's median"}
 		slices.Sort(allocs)
 		r.Metrics[key+"_"+kind+"_bridge_allocs_per_msg"] = Metric{allocs[len(allocs)/2], "allocs/msg",
 			"heap allocations per ring message of a bridge process (out or in), nats.go's included; the ring side allocates none (internal/bridge TestEncoderAllocs)"}
@@ -215,6 +223,96 @@ func deleteStream(urls []string, stream string) {
 		defer cancel()
 		_ = js.DeleteStream(ctx, stream)
 	}
+}
+
+// plainEndToEnd is plainAsync with a plain pull consumer receiving every
+// message meanwhile (ack policy all, acknowledged every 256): msgs/s until
+// the consumer has them all. It is the like-for-like of the bridge, whose
+// figure includes a consumer.
+func plainEndToEnd(urls []string, stream string, replicas, n int) (float64, error) {
+	nc, err := nats.Connect(strings.Join(urls, ","))
+	if err != nil {
+		return 0, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	subject := "plain." + stream
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Replicas: replicas})
+	if err != nil {
+		return 0, err
+	}
+	defer js.DeleteStream(context.Background(), stream)
+	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "plain", AckPolicy: jetstream.AckAllPolicy, MaxAckPending: 65536})
+	if err != nil {
+		return 0, err
+	}
+	cnc, err := nats.Connect(strings.Join(urls, ",")) // the consumer's own connection, as a second process would have
+	if err != nil {
+		return 0, err
+	}
+	defer cnc.Close()
+	cjs, err := jetstream.New(cnc)
+	if err != nil {
+		return 0, err
+	}
+	ccons, err := cjs.Consumer(ctx, stream, cons.CachedInfo().Name)
+	if err != nil {
+		return 0, err
+	}
+	iter, err := ccons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return 0, err
+	}
+	defer iter.Stop()
+	got := make(chan error, 1)
+	go func() {
+		for i := 1; i <= n; i++ {
+			m, err := iter.Next()
+			if err != nil {
+				got <- err
+				return
+			}
+			if i%256 == 0 || i == n {
+				m.Ack()
+			}
+		}
+		got <- nil
+	}()
+	payloads := make([][]byte, 256)
+	for i := range payloads {
+		payloads[i] = seedBytes(uint64(i))
+	}
+	start := time.Now()
+	for i := range n {
+		for {
+			_, err := js.PublishAsync(subject, payloads[i%len(payloads)])
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				return 0, err
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-ctx.Done():
+				return 0, err
+			}
+		}
+	}
+	select {
+	case err := <-got:
+		if err != nil {
+			return 0, err
+		}
+	case <-ctx.Done():
+		return 0, errors.New("plain consumer: messages did not arrive")
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 type bridgeRun struct {
@@ -383,6 +481,7 @@ func reportBridge(r *results) {
 	for _, rep := range []string{"r1", "r3"} {
 		k := "bridge_" + rep
 		for _, row := range []struct{ key, label string }{{"plain_async", "plain nats.go async publish"},
+			{"plain_e2e", "plain publish + pull consumer"},
 			{"unpacked", "tachyon-bridge, unpacked"}, {"packed16", "tachyon-bridge, packed 16"}} {
 			m, ok := r.Metrics[k+"_"+row.key+"_msgs_per_s"]
 			if !ok {

@@ -108,6 +108,7 @@ type In struct {
 	// first has number base. frame.tag is a delivery's number.
 	deliveries []delivery
 	base       uint64
+	prefix     int      // deliveries known resolved from the first (ackable)
 	run        position // the source position the current run continues at
 	runValid   bool
 	closed     bool
@@ -301,6 +302,7 @@ func (in *In) reset(ctx context.Context) error {
 	in.base += uint64(len(in.deliveries))
 	clear(in.deliveries)
 	in.deliveries = in.deliveries[:0]
+	in.prefix = 0
 	in.seq.held = nil
 	return in.resetConsumer(ctx)
 }
@@ -653,13 +655,13 @@ func (in *In) drop(f *frame) {
 	d.resolved = true
 }
 
-// ackable returns how many deliveries from the first are resolved.
+// ackable returns how many deliveries from the first are resolved
+// (amortised O(1): the count only grows until ackPrefix).
 func (in *In) ackable() int {
-	n := 0
-	for n < len(in.deliveries) && in.deliveries[n].resolved {
-		n++
+	for in.prefix < len(in.deliveries) && in.deliveries[in.prefix].resolved {
+		in.prefix++
 	}
-	return n
+	return in.prefix
 }
 
 // ackPrefix acknowledges (ack policy all) the resolved deliveries from the
@@ -691,6 +693,7 @@ func (in *In) ackPrefix(sync bool) {
 	clear(in.deliveries[:n])
 	in.deliveries = append(in.deliveries[:0], in.deliveries[n:]...)
 	in.base += uint64(n)
+	in.prefix = 0
 }
 
 // housekeep acknowledges what it can and tells JetStream that the
