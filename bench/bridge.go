@@ -79,14 +79,14 @@ func bridgeReplicas(r *results, bridgeBin, layout string, replicas int, sz bridg
 	note := fmt.Sprintf("R%d, loopback, embedded nats-server", replicas)
 
 	plain, err := median3(func(i int) (float64, error) {
-		return plainAsync(urls, fmt.Sprintf("PLAIN%d", i), replicas, sz.plain)
+		return plainAsync(urls, fmt.Sprintf("PLAIN%d", i), replicas, sz.plain, false)
 	})
 	if err != nil {
 		return fmt.Errorf("plain: %w", err)
 	}
 	plain.record(r, key+"_plain_async", "nats.go JetStream PublishAsync of 64 B payloads, until every ack, "+note)
 	e2e, err := median3(func(i int) (float64, error) {
-		return plainEndToEnd(urls, fmt.Sprintf("PLAINE2E%d", i), replicas, sz.plain)
+		return plainAsync(urls, fmt.Sprintf("PLAINE2E%d", i), replicas, sz.plain, true)
 	})
 	if err != nil {
 		return fmt.Errorf("plain end to end: %w", err)
@@ -162,24 +162,65 @@ func seedBytes(seq uint64) []byte {
 
 // plainAsync publishes n seed messages with nats.go's JetStream async
 // publish (its default window) to a fresh stream and returns msgs/s until
-// every ack arrived.
-func plainAsync(urls []string, stream string, replicas, n int) (float64, error) {
-	nc, err := nats.Connect(strings.Join(urls, ","))
+// every ack arrived, or, with consume, until a plain pull consumer (ack
+// policy all, acknowledging every 256, on its own connection as a second
+// process would have) received them all: the like-for-like of the bridge,
+// whose figure includes a consumer.
+func plainAsync(urls []string, stream string, replicas, n int, consume bool) (float64, error) {
+	connect := func() (*nats.Conn, jetstream.JetStream, error) {
+		nc, err := nats.Connect(strings.Join(urls, ","))
+		if err != nil {
+			return nil, nil, err
+		}
+		js, err := jetstream.New(nc)
+		return nc, js, err
+	}
+	nc, js, err := connect()
 	if err != nil {
 		return 0, err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	subject := "plain." + stream
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Replicas: replicas}); err != nil {
+	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Replicas: replicas})
+	if err != nil {
 		return 0, err
 	}
 	defer js.DeleteStream(context.Background(), stream)
+	got := make(chan error, 1)
+	if consume {
+		if _, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "plain", AckPolicy: jetstream.AckAllPolicy, MaxAckPending: 65536}); err != nil {
+			return 0, err
+		}
+		cnc, cjs, err := connect()
+		if err != nil {
+			return 0, err
+		}
+		defer cnc.Close()
+		cons, err := cjs.Consumer(ctx, stream, "plain")
+		if err != nil {
+			return 0, err
+		}
+		iter, err := cons.Messages(jetstream.PullMaxMessages(1024))
+		if err != nil {
+			return 0, err
+		}
+		defer iter.Stop()
+		go func() {
+			for i := 1; i <= n; i++ {
+				m, err := iter.Next()
+				if err != nil {
+					got <- err
+					return
+				}
+				if i%256 == 0 || i == n {
+					m.Ack()
+				}
+			}
+			got <- nil
+		}()
+	}
 	payloads := make([][]byte, 256)
 	for i := range payloads {
 		payloads[i] = seedBytes(uint64(i))
@@ -207,6 +248,16 @@ func plainAsync(urls []string, stream string, replicas, n int) (float64, error) 
 	case <-ctx.Done():
 		return 0, errors.New("plain async publish: acks did not arrive")
 	}
+	if consume {
+		select {
+		case err := <-got:
+			if err != nil {
+				return 0, err
+			}
+		case <-ctx.Done():
+			return 0, errors.New("plain consumer: messages did not arrive")
+		}
+	}
 	return float64(n) / time.Since(start).Seconds(), nil
 }
 
@@ -223,96 +274,6 @@ func deleteStream(urls []string, stream string) {
 		defer cancel()
 		_ = js.DeleteStream(ctx, stream)
 	}
-}
-
-// plainEndToEnd is plainAsync with a plain pull consumer receiving every
-// message meanwhile (ack policy all, acknowledged every 256): msgs/s until
-// the consumer has them all. It is the like-for-like of the bridge, whose
-// figure includes a consumer.
-func plainEndToEnd(urls []string, stream string, replicas, n int) (float64, error) {
-	nc, err := nats.Connect(strings.Join(urls, ","))
-	if err != nil {
-		return 0, err
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return 0, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	subject := "plain." + stream
-	s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: stream, Subjects: []string{subject}, Replicas: replicas})
-	if err != nil {
-		return 0, err
-	}
-	defer js.DeleteStream(context.Background(), stream)
-	cons, err := s.CreateConsumer(ctx, jetstream.ConsumerConfig{Durable: "plain", AckPolicy: jetstream.AckAllPolicy, MaxAckPending: 65536})
-	if err != nil {
-		return 0, err
-	}
-	cnc, err := nats.Connect(strings.Join(urls, ",")) // the consumer's own connection, as a second process would have
-	if err != nil {
-		return 0, err
-	}
-	defer cnc.Close()
-	cjs, err := jetstream.New(cnc)
-	if err != nil {
-		return 0, err
-	}
-	ccons, err := cjs.Consumer(ctx, stream, cons.CachedInfo().Name)
-	if err != nil {
-		return 0, err
-	}
-	iter, err := ccons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return 0, err
-	}
-	defer iter.Stop()
-	got := make(chan error, 1)
-	go func() {
-		for i := 1; i <= n; i++ {
-			m, err := iter.Next()
-			if err != nil {
-				got <- err
-				return
-			}
-			if i%256 == 0 || i == n {
-				m.Ack()
-			}
-		}
-		got <- nil
-	}()
-	payloads := make([][]byte, 256)
-	for i := range payloads {
-		payloads[i] = seedBytes(uint64(i))
-	}
-	start := time.Now()
-	for i := range n {
-		for {
-			_, err := js.PublishAsync(subject, payloads[i%len(payloads)])
-			if err == nil {
-				break
-			}
-			if !errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				return 0, err
-			}
-			select {
-			case <-js.PublishAsyncComplete():
-			case <-ctx.Done():
-				return 0, err
-			}
-		}
-	}
-	select {
-	case err := <-got:
-		if err != nil {
-			return 0, err
-		}
-	case <-ctx.Done():
-		return 0, errors.New("plain consumer: messages did not arrive")
-	}
-	return float64(n) / time.Since(start).Seconds(), nil
 }
 
 type bridgeRun struct {

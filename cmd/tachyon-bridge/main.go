@@ -6,6 +6,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -209,7 +210,7 @@ summary on exit (SIGINT/SIGTERM, or the ring's close with --exit-on-close).`)
 		return exitUsage
 	}
 	cfg.Stream, cfg.Conn, cfg.Subject, cfg.Stats, cfg.Message = c.stream, c.conn, c.subject, c.stats, c.message
-	cfg.Conn.Name = cmpOr(cfg.Conn.Name, "tachyon-bridge out "+cfg.Ring)
+	cfg.Conn.Name = cmp.Or(cfg.Conn.Name, "tachyon-bridge out "+cfg.Ring)
 	m, msgs, err := c.layoutMessage()
 	if err != nil {
 		fmt.Fprintln(stderr, "tachyon-bridge out:", err)
@@ -221,13 +222,6 @@ summary on exit (SIGINT/SIGTERM, or the ring's close with --exit-on-close).`)
 	cfg.Layout = msgs // --layout alone: the ring's message named by its fingerprint
 	s, err := bridge.RunOut(ctx, cfg, logger(stderr, "out", c.quiet))
 	return summary(stdout, stderr, "out", s, err)
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func runIn(ctx context.Context, args []string, stdout, stderr io.Writer) int {

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,7 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tachyon-io/tachyon/internal/bridgetest"
-	"github.com/tachyon-io/tachyon/internal/natstest"
 	"github.com/tachyon-io/tachyon/runtime/ring"
 )
 
@@ -30,30 +28,11 @@ func TestMain(m *testing.M) {
 		main()
 	}
 	code := m.Run()
-	if left, _ := filepath.Glob(ring.ShmDir + "/" + prefix + "*"); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: rings left in %s: %v\n", ring.ShmDir, left)
-		ring.RemoveStale(prefix)
+	if left := bridgetest.LeftRings(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: rings left behind: %v\n", left)
 		code = 1
 	}
 	os.Exit(code)
-}
-
-var prefix = fmt.Sprintf("tachyon-bridge-cmd-%d-", os.Getpid())
-var seq atomic.Int64
-
-func ringName(t *testing.T) string {
-	n := fmt.Sprintf("%s%d", prefix, seq.Add(1))
-	t.Cleanup(func() { _ = ring.Remove(n) })
-	return n
-}
-
-func startServer(t *testing.T) string {
-	n, err := natstest.Single(t.TempDir())
-	require.NoError(t, err)
-	s, err := n.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return n.URL()
 }
 
 // proc is one tachyon-bridge process.
@@ -125,8 +104,8 @@ func TestUsage(t *testing.T) {
 // TestFingerprintMismatch: `in` for a ring of another fingerprint refuses
 // the messages with both values and exits 1 (--on-mismatch stop).
 func TestFingerprintMismatch(t *testing.T) {
-	url := startServer(t)
-	src, dst := ringName(t), ringName(t)
+	url := bridgetest.StartServer(t)
+	src, dst := bridgetest.RingName(t), bridgetest.RingName(t)
 	out := start(t, "out", "--nats", url, "--ring", src, "--stream", "M", "--layout", "../../golden/message.layout.json", "--exit-on-close", "--quiet")
 	require.NoError(t, <-bridgetest.PublishN(t, src, 5, ring.Options{Capacity: 64}, 0))
 	assert.Contains(t, out.wait(t), `"published":5`)
@@ -142,8 +121,8 @@ func TestFingerprintMismatch(t *testing.T) {
 // restarted at once: the destination ring sees every sequence exactly
 // once, in order, intact.
 func TestKillRestart(t *testing.T) {
-	url := startServer(t)
-	src, dst := ringName(t), ringName(t)
+	url := bridgetest.StartServer(t)
+	src, dst := bridgetest.RingName(t), bridgetest.RingName(t)
 	state := filepath.Join(t.TempDir(), "in.json")
 	outArgs := []string{"out", "--nats", url, "--ring", src, "--stream", "K", "--layout", "../../golden/message.layout.json",
 		"--window", "256", "--pack", "4", "--exit-on-close", "--quiet"}

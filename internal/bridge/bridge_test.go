@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,9 +22,6 @@ import (
 	"github.com/tachyon-io/tachyon/runtime/ring"
 )
 
-var ringPrefix = fmt.Sprintf("tachyon-bridge-test-%d-", os.Getpid())
-var ringSeq atomic.Int64
-
 func TestMain(m *testing.M) {
 	// TestClusterNodeKill runs cluster nodes as children of this binary.
 	if asked, err := natstest.RunNodeIfAsked(); asked {
@@ -33,18 +29,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	code := m.Run()
-	if left, _ := filepath.Glob(ring.ShmDir + "/" + ringPrefix + "*"); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: rings left in %s: %v\n", ring.ShmDir, left)
-		ring.RemoveStale(ringPrefix)
+	if left := bridgetest.LeftRings(); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: rings left behind: %v\n", left)
 		code = 1
 	}
 	os.Exit(code)
-}
-
-func ringName(t *testing.T) string {
-	n := fmt.Sprintf("%s%d", ringPrefix, ringSeq.Add(1))
-	t.Cleanup(func() { _ = ring.Remove(n) })
-	return n
 }
 
 // testLog logs to the test's output (-v), warnings and errors only unless
@@ -66,16 +55,6 @@ func (w tWriter) Write(b []byte) (int, error) {
 
 var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// startServer runs one embedded JetStream server for the test.
-func startServer(t *testing.T) string {
-	n, err := natstest.Single(t.TempDir())
-	require.NoError(t, err)
-	s, err := n.Start()
-	require.NoError(t, err)
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return n.URL()
-}
-
 type pipeline struct {
 	src, dst string
 	url      []string
@@ -85,7 +64,7 @@ type pipeline struct {
 }
 
 func newPipeline(t *testing.T, urls ...string) *pipeline {
-	p := &pipeline{src: ringName(t), dst: ringName(t), url: urls, stream: "T"}
+	p := &pipeline{src: bridgetest.RingName(t), dst: bridgetest.RingName(t), url: urls, stream: "T"}
 	st := Stream{Name: p.stream, Create: true, Replicas: 1}
 	conn := Conn{URLs: urls}
 	p.out = OutConfig{Ring: p.src, Message: "market.Message", Stream: st, Conn: conn, ExitOnClose: true, AckTimeout: 2 * time.Second}
@@ -96,31 +75,30 @@ func newPipeline(t *testing.T, urls ...string) *pipeline {
 	return p
 }
 
-func runOutAsync(t *testing.T, ctx context.Context, cfg OutConfig) <-chan OutSummary {
-	c := make(chan OutSummary, 1)
+// runAsync runs a bridge side (RunOut or RunIn) and delivers its summary.
+func runAsync[C, S any](t *testing.T, ctx context.Context, run func(context.Context, C, *slog.Logger) (S, error), cfg C) <-chan S {
+	c := make(chan S, 1)
 	go func() {
-		s, err := RunOut(ctx, cfg, testLog(t))
-		assert.NoError(t, err, "out")
+		s, err := run(ctx, cfg, testLog(t))
+		assert.NoError(t, err, "%T", cfg)
 		c <- s
 	}()
 	return c
 }
 
+func runOutAsync(t *testing.T, ctx context.Context, cfg OutConfig) <-chan OutSummary {
+	return runAsync(t, ctx, RunOut, cfg)
+}
+
 func runInAsync(t *testing.T, ctx context.Context, cfg InConfig) <-chan InSummary {
-	c := make(chan InSummary, 1)
-	go func() {
-		s, err := RunIn(ctx, cfg, testLog(t))
-		assert.NoError(t, err, "in")
-		c <- s
-	}()
-	return c
+	return runAsync(t, ctx, RunIn, cfg)
 }
 
 // TestEndToEnd: publisher -> ring -> out -> JetStream -> in -> ring ->
 // subscriber, unpacked and packed: every sequence once, in order, intact;
 // the stream's messages carry the identity headers and bytes unchanged.
 func TestEndToEnd(t *testing.T) {
-	url := startServer(t)
+	url := bridgetest.StartServer(t)
 	for _, pack := range []int{1, 16} {
 		t.Run(fmt.Sprintf("pack=%d", pack), func(t *testing.T) {
 			p := newPipeline(t, url)
@@ -178,7 +156,7 @@ func TestEndToEnd(t *testing.T) {
 // exits with the error and the message stays unacknowledged; with term it
 // is terminated and counted; nothing reaches the ring either way.
 func TestMismatchRefused(t *testing.T) {
-	url := startServer(t)
+	url := bridgetest.StartServer(t)
 	p := newPipeline(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -223,7 +201,7 @@ func TestMismatchRefused(t *testing.T) {
 // counts the same sequences as gaps (from the first sequence it sees), and
 // every message that arrives is intact and in order.
 func TestLossyDropsCounted(t *testing.T) {
-	url := startServer(t)
+	url := bridgetest.StartServer(t)
 	p := newPipeline(t, url)
 	p.out.MaxLag, p.out.Window = 32, 16
 	const n = 50_000
@@ -250,7 +228,7 @@ func TestLossyDropsCounted(t *testing.T) {
 // small ring) holds the in bridge back; JetStream keeps the backlog and
 // nothing is dropped.
 func TestBackpressure(t *testing.T) {
-	url := startServer(t)
+	url := bridgetest.StartServer(t)
 	p := newPipeline(t, url)
 	p.in.Capacity = 64
 	const n = 2_000

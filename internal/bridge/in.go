@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -177,7 +178,7 @@ func (in *In) runAll(ctx context.Context) error {
 	if in.cfg.Subject == "" && in.cfg.Identity != nil && in.cfg.Message != "" {
 		in.cfg.Subject = DefaultSubject(in.cfg.Message, in.cfg.Identity.TypeID)
 	}
-	in.cfg.Conn.Name = cmpOr(in.cfg.Conn.Name, "tachyon-bridge in "+in.cfg.Ring)
+	in.cfg.Conn.Name = cmp.Or(in.cfg.Conn.Name, "tachyon-bridge in "+in.cfg.Ring)
 	nc, err := in.cfg.Conn.connect(in.log)
 	if err != nil {
 		return err
@@ -220,13 +221,6 @@ func (in *In) runAll(ctx context.Context) error {
 			return err
 		}
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // openConsumer finds or creates the stream and the durable consumer, and
@@ -496,28 +490,16 @@ func (in *In) consume(ctx context.Context) error {
 // ackLoop acknowledges what is committed every few milliseconds, and
 // housekeeps, until the returned function is called.
 func (in *In) ackLoop() (stop func()) {
-	done, exited := make(chan struct{}), make(chan struct{})
 	hk := min(in.cfg.AckWait/3, time.Second)
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(2 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				in.mu.Lock()
-				if time.Since(in.lastHK) >= hk {
-					in.housekeep()
-				} else {
-					in.ackPrefix(false)
-				}
-				in.mu.Unlock()
-			}
+	return every(2*time.Millisecond, func(time.Time) {
+		in.mu.Lock()
+		defer in.mu.Unlock()
+		if time.Since(in.lastHK) >= hk {
+			in.housekeep()
+		} else {
+			in.ackPrefix(false)
 		}
-	}()
-	return func() { close(done); <-exited }
+	})
 }
 
 // handle takes one JetStream message.
@@ -709,31 +691,20 @@ func (in *In) housekeep() {
 	in.n.held.Store(uint64(len(in.seq.held)))
 }
 
-func (in *In) statsLoop(ctx context.Context, every time.Duration) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(every)
-		defer t.Stop()
-		last, lastT := in.n.committed.Load(), time.Now()
-		for {
-			select {
-			case <-done:
-				return
-			case now := <-t.C:
-				c := in.n.committed.Load()
-				pending := int64(-1)
-				ictx, cancel := context.WithTimeout(ctx, time.Second)
-				if info, err := in.cons.Info(ictx); err == nil {
-					pending = int64(info.NumPending + uint64(info.NumAckPending))
-				}
-				cancel()
-				in.log.Info("stats", "msgs_per_s", int64(float64(c-last)/now.Sub(lastT).Seconds()), "committed", c,
-					"nats_msgs", in.n.natsMsgs.Load(), "acked", in.n.acked.Load(), "pending", pending,
-					"redelivered", in.n.redelivered.Load(), "refused", in.n.refused.Load(), "held", in.n.held.Load(),
-					"resets", in.n.resets.Load())
-				last, lastT = c, now
-			}
+func (in *In) statsLoop(ctx context.Context, period time.Duration) (stop func()) {
+	last, lastT := in.n.committed.Load(), time.Now()
+	return every(period, func(now time.Time) {
+		c := in.n.committed.Load()
+		pending := int64(-1)
+		ictx, cancel := context.WithTimeout(ctx, time.Second)
+		if info, err := in.cons.Info(ictx); err == nil {
+			pending = int64(info.NumPending + uint64(info.NumAckPending))
 		}
-	}()
-	return func() { close(done) }
+		cancel()
+		in.log.Info("stats", "msgs_per_s", int64(float64(c-last)/now.Sub(lastT).Seconds()), "committed", c,
+			"nats_msgs", in.n.natsMsgs.Load(), "acked", in.n.acked.Load(), "pending", pending,
+			"redelivered", in.n.redelivered.Load(), "refused", in.n.refused.Load(), "held", in.n.held.Load(),
+			"resets", in.n.resets.Load())
+		last, lastT = c, now
+	})
 }

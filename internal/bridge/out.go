@@ -386,24 +386,32 @@ func perMsg(before, msgs uint64) float64 {
 	return float64(mallocs()-before) / float64(msgs)
 }
 
-func (o *Out) statsLoop(every time.Duration) (stop func()) {
-	done := make(chan struct{})
+// every calls fn every period on its own goroutine until stop returns.
+func every(period time.Duration, fn func(now time.Time)) (stop func()) {
+	done, exited := make(chan struct{}), make(chan struct{})
 	go func() {
-		t := time.NewTicker(every)
+		defer close(exited)
+		t := time.NewTicker(period)
 		defer t.Stop()
-		last, lastT := o.n.acked.Load(), time.Now()
 		for {
 			select {
 			case <-done:
 				return
 			case now := <-t.C:
-				acked := o.n.acked.Load()
-				o.log.Info("stats", "msgs_per_s", int64(float64(acked-last)/now.Sub(lastT).Seconds()), "acked", acked,
-					"nats_msgs", o.n.natsMsgs.Load(), "pending", o.n.inflight.Load(), "retries", o.n.retries.Load(),
-					"ring_dropped", o.n.dropped.Load(), "ring_lag", o.n.lag.Load(), "overwritten", o.n.overwritten.Load())
-				last, lastT = acked, now
+				fn(now)
 			}
 		}
 	}()
-	return func() { close(done) }
+	return func() { close(done); <-exited }
+}
+
+func (o *Out) statsLoop(period time.Duration) (stop func()) {
+	last, lastT := o.n.acked.Load(), time.Now()
+	return every(period, func(now time.Time) {
+		acked := o.n.acked.Load()
+		o.log.Info("stats", "msgs_per_s", int64(float64(acked-last)/now.Sub(lastT).Seconds()), "acked", acked,
+			"nats_msgs", o.n.natsMsgs.Load(), "pending", o.n.inflight.Load(), "retries", o.n.retries.Load(),
+			"ring_dropped", o.n.dropped.Load(), "ring_lag", o.n.lag.Load(), "overwritten", o.n.overwritten.Load())
+		last, lastT = acked, now
+	})
 }

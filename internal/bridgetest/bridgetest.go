@@ -7,6 +7,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,8 +17,43 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tachyon-io/tachyon/examples/market"
+	"github.com/tachyon-io/tachyon/internal/natstest"
 	"github.com/tachyon-io/tachyon/runtime/ring"
 )
+
+// Prefix starts every ring name a test binary creates (RingName);
+// LeftRings finds what a test left behind.
+var Prefix = fmt.Sprintf("tachyon-bridge-test-%d-", os.Getpid())
+
+var ringSeq atomic.Int64
+
+// RingName returns a fresh ring name, removed at the test's end.
+func RingName(t *testing.T) string {
+	n := fmt.Sprintf("%s%d", Prefix, ringSeq.Add(1))
+	t.Cleanup(func() { _ = ring.Remove(n) })
+	return n
+}
+
+// LeftRings removes and returns the rings of this binary left in /dev/shm;
+// TestMain fails the run if there are any.
+func LeftRings() []string {
+	left, _ := filepath.Glob(ring.ShmDir + "/" + Prefix + "*")
+	if len(left) > 0 {
+		_, _ = ring.RemoveStale(Prefix)
+	}
+	return left
+}
+
+// StartServer runs one embedded JetStream server for the test and returns
+// its URL.
+func StartServer(t *testing.T) string {
+	n, err := natstest.Single(t.TempDir())
+	require.NoError(t, err)
+	s, err := n.Start()
+	require.NoError(t, err)
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return n.URL()
+}
 
 // Fill writes the seed message seq as examples/pipeline/PEERS.md does.
 func Fill(m *market.Message, seq uint64) {
