@@ -302,7 +302,7 @@ func (b *bridgeRun) run(tag string, pack, n, rate int) (bridgeResult, error) {
 	common := []string{"--nats", strings.Join(b.urls, ","), "--stream", stream, "--replicas", fmt.Sprint(b.replicas),
 		"--subject", "bench." + stream, "--layout", b.layout, "--quiet"}
 	defer deleteStream(b.urls, stream)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	var started []*exec.Cmd
 	defer func() {
 		cancel() // kills what is still running after an error

@@ -164,23 +164,21 @@ func (o *Out) run(ctx context.Context) error {
 // attach attaches to the ring as the named subscriber, waiting for the ring
 // to exist, and prepares the window for its message identity.
 func (o *Out) attach(ctx context.Context) error {
-	opts := ring.SubscribeOptions{Name: o.cfg.Name, Start: ring.StartLast, MaxLag: o.cfg.MaxLag}
+	// Learn the ring's identity and make sure of the stream before
+	// registering: a critical subscriber that registers and then waits on
+	// JetStream would hold the ring's publisher back, and be evicted.
 	logged := false
+	var st *ring.Stats
 	for {
 		var err error
-		if o.cfg.Identity != nil {
-			o.sub, err = ring.AttachRaw(o.cfg.Ring, *o.cfg.Identity, opts)
-		} else {
-			o.sub, err = ring.AttachAny(o.cfg.Ring, opts)
-		}
-		if err == nil {
+		if st, err = ring.Inspect(o.cfg.Ring); err == nil && st.Producer.State == "active" {
 			break
 		}
-		if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) {
+		if err != nil && !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) {
 			return err
 		}
 		if !logged {
-			o.log.Info("waiting for the ring to exist", "err", err)
+			o.log.Info("waiting for the ring (and its publisher)", "err", err)
 			logged = true
 		}
 		select {
@@ -189,28 +187,29 @@ func (o *Out) attach(ctx context.Context) error {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-	id := o.sub.Identity()
+	id := ring.Identity{Fingerprint: st.Fingerprint, TypeID: st.TypeID, Size: st.MessageSize, Align: st.MessageAlign}
 	if o.cfg.Message == "" && o.cfg.Layout != nil {
 		m, ok := MessageByFingerprint(o.cfg.Layout, id.Fingerprint)
 		if !ok {
-			o.sub.Close()
 			return fmt.Errorf("ring %q holds %s, which the layout does not declare", o.cfg.Ring, id)
 		}
-		o.cfg.Message = m.Name
-		o.cfg.Identity = &m.Identity
-		if err := m.Identity.Compare("attach", o.cfg.Ring, id); err != nil {
-			o.sub.Close()
-			return err
-		}
+		o.cfg.Message, o.cfg.Identity = m.Name, &m.Identity
+	}
+	if o.cfg.Identity != nil {
+		id = *o.cfg.Identity // AttachRaw checks it against the ring
 	}
 	if o.cfg.Subject == "" {
 		o.cfg.Subject = DefaultSubject(o.cfg.Message, id.TypeID)
 	}
-	if o.js != nil && o.enc == nil {
+	if o.enc == nil {
 		if _, err := ensureStream(ctx, o.js, o.cfg.Stream, o.cfg.Subject, o.log); err != nil {
-			o.sub.Close()
 			return err
 		}
+	}
+	var err error
+	o.sub, err = ring.AttachRaw(o.cfg.Ring, id, ring.SubscribeOptions{Name: o.cfg.Name, Start: ring.StartLast, MaxLag: o.cfg.MaxLag})
+	if err != nil {
+		return err
 	}
 	// The window: whole packs, at most half the ring, so that the
 	// publisher can write the other half while the bridge waits for acks.
