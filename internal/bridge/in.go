@@ -195,10 +195,12 @@ func (in *In) runAll(ctx context.Context) error {
 	if in.js, err = jetstream.New(nc); err != nil {
 		return err
 	}
-	if err := in.openConsumer(ctx); err != nil {
+	// The ring first: a second bridge for a ring that has a live one must
+	// stop before it touches the consumer.
+	if err := in.recover(); err != nil {
 		return err
 	}
-	if err := in.recover(); err != nil {
+	if err := in.openConsumer(ctx); err != nil {
 		return err
 	}
 	defer in.closeRing()
