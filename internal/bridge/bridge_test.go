@@ -245,3 +245,20 @@ func TestBackpressure(t *testing.T) {
 	assert.EqualValues(t, n, i.Committed)
 	assert.Zero(t, i.Gaps)
 }
+
+// TestSecondInRefused: a second in bridge for a ring that a live one feeds
+// is refused, naming the live publisher, before it touches the consumer.
+func TestSecondInRefused(t *testing.T) {
+	url := bridgetest.StartServer(t)
+	p := newPipeline(t, url)
+	p.in.WaitSubscribers = 0
+	ctx, cancel := context.WithCancel(context.Background())
+	ins := runInAsync(t, ctx, p.in)
+	require.NoError(t, bridgetest.WaitRing(p.dst, 10*time.Second))
+	second := p.in
+	second.State = filepath.Join(t.TempDir(), "second.json")
+	_, err := RunIn(context.Background(), second, discard)
+	assert.ErrorContains(t, err, fmt.Sprintf("ring %q already has a live publisher (pid %d)", p.dst, os.Getpid()))
+	cancel()
+	<-ins
+}

@@ -44,6 +44,18 @@ func LeftRings() []string {
 	return left
 }
 
+// WaitRing waits until the named ring exists.
+func WaitRing(name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		_, err := ring.Inspect(name)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // StartServer runs one embedded JetStream server for the test and returns
 // its URL.
 func StartServer(t *testing.T) string {
