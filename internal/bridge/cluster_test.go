@@ -64,7 +64,7 @@ func TestClusterNodeKill(t *testing.T) {
 	p.out.Stream.Name, p.in.Stream.Name = p.stream, p.stream
 	p.out.Stream.Replicas, p.in.Stream.Replicas = 3, 3
 	p.out.Window = 512
-	const n = 30_000
+	n := sized(30_000)
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	got := bridgetest.Subscribe(t, p.dst, 150*time.Second, 0)

@@ -129,7 +129,9 @@ func (s Stream) config(subject string) (jetstream.StreamConfig, error) {
 func transient(err error) bool {
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
-		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.Code == 500
+		// 10005: no suitable peers for placement, while a cluster's nodes
+		// (re)join.
+		return apiErr.Code == 503 || apiErr.Code == 408 || apiErr.Code == 500 || apiErr.ErrorCode == 10005
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
