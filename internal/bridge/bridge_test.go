@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,4 +271,70 @@ func TestSecondInRefused(t *testing.T) {
 	assert.ErrorContains(t, err, fmt.Sprintf("ring %q already has a live publisher (pid %d)", p.dst, os.Getpid()))
 	cancel()
 	<-ins
+}
+
+// TestNoStreamRefused: with stream creation off, a missing stream is an
+// error naming it, and nothing is registered on the ring.
+func TestNoStreamRefused(t *testing.T) {
+	url := bridgetest.StartServer(t)
+	p := newPipeline(t, url)
+	p.out.Stream.Create = false
+	pub, err := ring.Create[market.Message](p.src, ring.Options{Capacity: 64})
+	require.NoError(t, err)
+	defer pub.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = RunOut(ctx, p.out, discard)
+	assert.ErrorContains(t, err, `stream "T" does not exist, and stream creation is off (--create-stream=false)`)
+	st, err := ring.Inspect(p.src)
+	require.NoError(t, err)
+	assert.Empty(t, st.Subscribers, "refused before registering")
+}
+
+// TestStatsLines: --stats logs the counters an operator watches.
+func TestStatsLines(t *testing.T) {
+	url := bridgetest.StartServer(t)
+	p := newPipeline(t, url)
+	p.out.Stats, p.in.Stats = 20*time.Millisecond, 20*time.Millisecond
+	var outLog, inLog lockedBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	got := bridgetest.Subscribe(t, p.dst, 60*time.Second, 0)
+	ins := make(chan error, 1)
+	go func() {
+		_, err := RunIn(ctx, p.in, slog.New(slog.NewTextHandler(&inLog, nil)))
+		ins <- err
+	}()
+	outs := make(chan error, 1)
+	go func() {
+		_, err := RunOut(ctx, p.out, slog.New(slog.NewTextHandler(&outLog, nil)))
+		outs <- err
+	}()
+	require.NoError(t, <-bridgetest.PublishN(t, p.src, 5000, ring.Options{Capacity: 4096}, time.Millisecond))
+	require.NoError(t, <-outs)
+	require.NoError(t, <-ins)
+	bridgetest.CheckExactlyOnce(t, <-got, 5000)
+	for _, key := range []string{"msg=stats", "msgs_per_s=", "acked=", "pending=", "retries=", "ring_dropped=", "ring_lag="} {
+		assert.Contains(t, outLog.String(), key)
+	}
+	for _, key := range []string{"msg=stats", "msgs_per_s=", "committed=", "acked=", "pending=", "redelivered=", "refused="} {
+		assert.Contains(t, inLog.String(), key)
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
