@@ -310,6 +310,9 @@ func (in *In) recover() error {
 	if err != nil {
 		return err
 	}
+	if rec != nil && rec.RingName != in.cfg.Ring {
+		return fmt.Errorf("state file %s belongs to ring %q, not %q: give each bridge its own --state", in.cfg.State, rec.RingName, in.cfg.Ring)
+	}
 	committed := int64(-1)
 	st, err := ring.Inspect(in.cfg.Ring)
 	switch {
@@ -317,33 +320,39 @@ func (in *In) recover() error {
 		if st.Producer.Alive {
 			return fmt.Errorf("ring %q already has a live publisher (pid %d): is another tachyon-bridge in feeding it?", in.cfg.Ring, st.Producer.PID)
 		}
-		if rec != nil && rec.RingName == in.cfg.Ring && st.Created.UnixNano() == rec.RingCreated {
+		if rec != nil && st.Created.UnixNano() == rec.RingCreated {
 			committed = in.probe()
-		}
-		if err := ring.Remove(in.cfg.Ring); err != nil && !errors.Is(err, ring.ErrNotFound) {
-			return err
 		}
 	case !errors.Is(err, ring.ErrNotFound):
 		return err
 	}
-	if rec != nil && rec.RingName != in.cfg.Ring {
-		return fmt.Errorf("state file %s belongs to ring %q, not %q: give each bridge its own --state", in.cfg.State, rec.RingName, in.cfg.Ring)
-	}
-	if rec == nil || !rec.Known {
-		if in.cfg.SourceRing != "" {
-			in.seq.pos.Ring = in.cfg.SourceRing
+	if rec != nil && rec.Known {
+		pos, exact := rec.resume(committed)
+		in.seq.known, in.seq.pos = true, pos
+		if in.cfg.SourceRing != "" && in.cfg.SourceRing != pos.Ring {
+			return fmt.Errorf("state file %s says ring %q was fed from ring %q, not --source-ring %q: remove it to start over", in.cfg.State, in.cfg.Ring, pos.Ring, in.cfg.SourceRing)
 		}
-		return nil
+		if !exact {
+			in.log.Warn("the previous destination ring was removed while the bridge was down: the messages of its last run may be delivered again", "state", in.cfg.State)
+		}
+		in.log.Info("resuming", "source_ring", pos.Ring, "epoch", pos.Epoch, "next", pos.Next, "committed_before", committed)
+		if st != nil && exact {
+			// What the old ring told is recorded before the ring is
+			// removed: a bridge killed between here and the new ring's
+			// first record must not find the position in doubt.
+			r := runRecord{RingName: in.cfg.Ring, Start: pos, Known: true, Clean: true}
+			if err := r.save(in.cfg.State); err != nil {
+				return fmt.Errorf("state file %s: %w", in.cfg.State, err)
+			}
+		}
+	} else if in.cfg.SourceRing != "" {
+		in.seq.pos.Ring = in.cfg.SourceRing
 	}
-	pos, exact := rec.resume(committed)
-	in.seq.known, in.seq.pos = true, pos
-	if in.cfg.SourceRing != "" && in.cfg.SourceRing != pos.Ring {
-		return fmt.Errorf("state file %s says ring %q was fed from ring %q, not --source-ring %q: remove it to start over", in.cfg.State, in.cfg.Ring, pos.Ring, in.cfg.SourceRing)
+	if st != nil {
+		if err := ring.Remove(in.cfg.Ring); err != nil && !errors.Is(err, ring.ErrNotFound) {
+			return err
+		}
 	}
-	if !exact {
-		in.log.Warn("the previous destination ring was removed while the bridge was down: the messages of its last run may be delivered again", "state", in.cfg.State)
-	}
-	in.log.Info("resuming", "source_ring", pos.Ring, "epoch", pos.Epoch, "next", pos.Next, "committed_before", committed)
 	return nil
 }
 

@@ -156,13 +156,25 @@ func Subscribe(t *testing.T, name string, timeout, slow time.Duration) <-chan Re
 		defer func() { out <- r }()
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
+		var last time.Time // the incarnation read to its end
 		for {
 			var sub *ring.Subscriber[market.Message]
 			for {
 				var err error
 				sub, err = ring.Attach[market.Message](name, ring.SubscribeOptions{})
 				if err == nil {
-					break
+					// A dead incarnation again (the restarted bridge has not
+					// replaced it yet) would deliver its unpublished tail
+					// twice: wait for the new one.
+					if st, ierr := ring.Inspect(name); ierr == nil && st.Created.Equal(last) {
+						sub.Close()
+						err = ring.ErrNotFound
+					} else {
+						if ierr == nil {
+							last = st.Created
+						}
+						break
+					}
 				}
 				if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) || ctx.Err() != nil {
 					r.Err = err
