@@ -47,42 +47,12 @@ func (id identity) public() Identity {
 	return Identity{Fingerprint: id.fingerprint, TypeID: id.typeID, Size: int(id.size), Align: int(id.align)}
 }
 
-// newRawHeader is newHeader for an identity known at run time: the same
-// steps on identity values (TestRawHeaderLikeTyped holds the two together).
+// newRawHeader is newHeader for an identity known at run time.
 func newRawHeader(op, name string, pub Identity, opts *Options) (header, error) {
 	if pub.Size <= 0 || pub.Align <= 0 {
 		return header{}, fmt.Errorf("%s %q: %w: message size %d, alignment %d", op, name, ErrInvalidOptions, pub.Size, pub.Align)
 	}
-	id := pub.internal()
-	if err := opts.normalize(); err != nil {
-		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
-	}
-	line := opts.SlotLayout.resolve(id.size, id.align) == SlotLine
-	g, err := computeGeometry(id.size, id.align, uint64(opts.Capacity), uint64(opts.MaxSubscribers), line)
-	if err != nil {
-		return header{}, fmt.Errorf("%s %q: %w: %v", op, name, ErrInvalidOptions, err)
-	}
-	asym := opts.forceAsym
-	switch opts.Fences {
-	case FencesAuto:
-		asym = membarrierRegistered()
-	case FencesAsymmetric:
-		if !membarrierRegistered() {
-			return header{}, fmt.Errorf("%s %q: %w: asymmetric fences need membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this process cannot register (kernel, seccomp or %s=strong)",
-				op, name, ErrUnsupported, fencesEnv)
-		}
-		asym = true
-	}
-	return header{
-		fingerprint: id.fingerprint,
-		typeID:      id.typeID,
-		policy:      opts.Policy,
-		batch:       uint32(opts.Batch),
-		asymFences:  asym,
-		livenessNs:  uint64(opts.LivenessTimeout),
-		createdNs:   uint64(time.Now().UnixNano()),
-		geo:         g,
-	}, nil
+	return headerFor(op, name, pub.internal(), opts)
 }
 
 // RawPublisher is the single producer of a ring whose message type is known
