@@ -17,7 +17,10 @@ CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
 
-.PHONY: all demo test test-go test-arm64 test-python test-cpp test-consumer test-torch torch-venv lint fmt golden bench bench-quick \
+# tachyon-bridge and its demo (docs/BRIDGE.md)
+BRIDGE  := bin/tachyon-bridge
+
+.PHONY: all demo demo-bridge bin/tachyon-bridge test test-go test-arm64 test-python test-cpp test-consumer test-torch torch-venv lint fmt golden bench bench-quick \
         bench-python bench-torch bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
         tachyon-gen peers generate bin/gopeer bin/bench
 
@@ -71,6 +74,19 @@ demo: peers
 	@echo; echo "== C++ -> Python -> torch.nn MLP on the 48 payload bytes, CUDA or CPU (skipped without torch)"
 	@$(TORCH_PY) examples/pipeline/gpu_inference.py --cpp build/cpppeer --count 1000000 --gen-dir $(GEN)/python
 
+## demo-bridge: Go -> ring "host A" -> tachyon-bridge out -> a three-node JetStream
+## cluster (started and stopped by the demo) -> tachyon-bridge in -> ring "host B" -> Go, C++, Python
+demo-bridge: peers $(BRIDGE) build/message.layout.json
+	$(GO) run ./examples/bridge/demo --go bin/gopeer --cpp build/cpppeer \
+	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python" \
+	  --bridge $(BRIDGE) --layout build/message.layout.json
+
+bin/tachyon-bridge:
+	$(GO) build -o $@ ./cmd/tachyon-bridge
+
+build/message.layout.json: examples/Message.tsch $(GEN)/.stamp
+	$(BIN) layout --json examples/Message.tsch > $@
+
 ## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
 test: lint test-go test-python
 	@echo "make test: all green"
@@ -83,7 +99,7 @@ test: lint test-go test-python
 test-go: venv wheels test-arm64
 	$(GO) mod download
 	$(GO) test -race -count=1 ./...
-	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
+	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market ./internal/bridge
 
 # The Go ring's arm64 build (its store barrier is assembly) runs the
 # protocol tests under qemu's user-mode emulation. qemu does not model
@@ -149,7 +165,7 @@ bench: bench-deps
 bench-quick: bench-deps
 	bin/bench --quick --out build/bench-quick.json --svg build/bench-quick.svg
 
-bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
+bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench $(BRIDGE) build/message.layout.json
 
 ## bench-peers: Tachyon beside Aeron, iceoryx2 and riyaneel's Tachyon, interleaved
 ## rounds (minutes; builds the peers from crates.io and Maven Central, so it

@@ -67,6 +67,8 @@ var (
 	python   = flag.String("python", ".venv/bin/python", "Python of the venv")
 	pyGen    = flag.String("python-gen", "build/gen/python", "directory of the generated message_tsch.py")
 	cppPeer  = flag.String("cpppeer", "build/cpppeer", "C++ interop peer")
+	bridge   = flag.String("bridge", "bin/tachyon-bridge", "tachyon-bridge binary")
+	layout   = flag.String("layout", "build/message.layout.json", "layout of the seed message (tachyon-gen layout --json)")
 	torchPy  = flag.String("torch-python", ".venv-torch/bin/python", "Python of the torch venv (make test-torch makes it)")
 )
 
@@ -210,6 +212,16 @@ func main() {
 			sizes = []string{"--n", "1000000", "--loop-n", "200000"}
 		}
 		return mergeJSON(r, append([]string{*python, "tests/python/bench_decode.py", "--json"}, sizes...)...)
+	})
+	step("ring -> JetStream -> ring (tachyon-bridge), R1 and R3", func() error {
+		sz := bridgeSizes{plain: 200_000, unpacked: 200_000, packed: 1_000_000, latency: 10_000, latencyRate: 2_000}
+		switch {
+		case *smoke:
+			sz = bridgeSizes{plain: 2_000, unpacked: 2_000, packed: 4_000, latency: 200, latencyRate: 1_000}
+		case *quick:
+			sz = bridgeSizes{plain: 50_000, unpacked: 50_000, packed: 200_000, latency: 4_000, latencyRate: 2_000}
+		}
+		return bridgeBench(r, *bridge, *layout, sz)
 	})
 	// Optional: needs the torch venv; a skipped line, not a missing figure, without it.
 	step("ring -> torch tensors (CPU; CUDA where present)", func() error {
@@ -405,6 +417,13 @@ func checkTargets(r *results) []target {
 	ratio("Go->Python vs mp.Queue", "go_python_msgs_per_s >= 200 x mp_queue_msgs_per_s", "go_python_msgs_per_s", "mp_queue_msgs_per_s", 200, false)
 	ratio("NumPy decode vs struct loop", "numpy_decode_msgs_per_s >= 50 x struct_loop_decode_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", 50, false)
 	ratio("Go<->C++ RTT vs floor", "go_cpp_rtt_p50_ns <= 1.5 x floor_rtt_p50_ns", "go_cpp_rtt_p50_ns", "floor_rtt_p50_ns", 1.5, true)
+	for _, rep := range []string{"r1", "r3"} {
+		k := "bridge_" + rep
+		ratio("bridge unpacked vs plain async publish, "+rep, k+"_unpacked_msgs_per_s >= 0.8 x "+k+"_plain_async_msgs_per_s",
+			k+"_unpacked_msgs_per_s", k+"_plain_async_msgs_per_s", 0.8, false)
+		ratio("bridge packed vs plain async publish, "+rep, k+"_packed16_msgs_per_s >= 5 x "+k+"_plain_async_msgs_per_s",
+			k+"_packed16_msgs_per_s", k+"_plain_async_msgs_per_s", 5, false)
+	}
 	// The torch stage (issue 18), where bench_torch.py ran: on the CPU the feeder
 	// copies nothing and the inference stage makes only the model's copy.
 	if a, ok := get("torch_cpu_feeder_copies"); ok {
@@ -456,6 +475,8 @@ func report(r *results) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", row.label, ns(l.P50), ns(l.P90), ns(l.P99), ns(l.P999), vs)
 	}
 	tw.Flush()
+
+	reportBridge(r)
 
 	fmt.Println()
 	tw = tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
