@@ -30,6 +30,9 @@ MAGIC = 0x474E495248434154
 #: The segment layout version this client speaks (§13).
 ABI_VERSION = 1
 
+#: Indices and counters are u64: every sum is taken modulo 2**64 (§1).
+U64_MASK = (1 << 64) - 1
+
 #: The fixed header: identity, producer hot, producer control, registry lines.
 HEADER_SIZE = 512
 #: Granularity of independently written regions (two 64-byte lines).
