@@ -53,7 +53,10 @@ class Handle:
         self._stamp0 = g.slots_offset // 8
         self._i_tail = abi.OFF_TAIL // 8
         self._i_epoch = abi.OFF_REG_EPOCH // 8
-        self._tail_addr = seg.base + abi.OFF_TAIL
+        self._i_notify = abi.OFF_NOTIFY // 4
+        self._notify_addr = seg.base + abi.OFF_NOTIFY
+        # The ring's fence mode (§8.6), from the validated header.
+        self._asym = seg.header.asym_fences
         # Every slot's stamp, as a strided u64 view (vectorised loads/stores).
         self._stamps: npt.NDArray[np.uint64] = np.ndarray(
             (g.capacity,), dtype="<u8", buffer=seg.mm, offset=g.slots_offset, strides=(g.slot_size,)
@@ -82,7 +85,8 @@ class Handle:
     def stats(self) -> RingStats:
         """A snapshot of the ring's header and tables (like :func:`tachyon.inspect`)."""
         self._check_open("stats")
-        return stats_of(self._seg)
+        seg = self._seg
+        return stats_of(seg.name, seg.fd, seg.header, seg.mm[: seg.geo.slots_offset])
 
     def close(self) -> None:
         raise NotImplementedError

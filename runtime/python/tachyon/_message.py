@@ -8,6 +8,7 @@ attach step 6).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import numpy as np
@@ -20,7 +21,17 @@ if TYPE_CHECKING:
 
     from ._segment import Segment
 
-__all__ = ["MessageType", "Record", "check_identity", "message_align", "slot_dtype", "subscriber_key", "type_name"]
+__all__ = [
+    "Identity",
+    "MessageType",
+    "Record",
+    "check_identity",
+    "message_align",
+    "mismatch",
+    "slot_dtype",
+    "subscriber_key",
+    "type_name",
+]
 
 R_co = TypeVar("R_co", covariant=True)
 
@@ -110,27 +121,54 @@ def slot_dtype(dt: np.dtype[np.void], msg_offset: int, slot_size: int) -> np.dty
     )
 
 
-def check_identity(seg: Segment, message: MessageType[Any]) -> None:
-    """Compare the ring's identity with the message class's (§2 attach step 6)."""
-    h = seg.header
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A message type's wire identity, as a ring header (§4) and the sealed
+    handshake (§14) carry it."""
+
+    fingerprint: int
+    type_id: int
+    size: int
+    align: int
+
+    @classmethod
+    def of(cls, message: MessageType[Any]) -> Identity:
+        """The identity of a generated message class."""
+        return cls(message.FINGERPRINT, message.TYPE_ID, message.SIZE, message_align(message))
+
+    @classmethod
+    def of_header(cls, h: abi.Header) -> Identity:
+        """The identity a ring header records."""
+        return cls(h.fingerprint, h.type_id, h.geo.msg_size, h.geo.msg_align)
+
+
+def mismatch(op: str, name: str, got: Identity, message: MessageType[Any]) -> FingerprintMismatch | None:
+    """The error naming the first field in which a ring's identity (``got``)
+    differs from the message class's, with both values; None if they match."""
+    want = Identity.of(message)
     cls_name = type_name(message)
-    align = message_align(message)
-    for field, got, want in (
-        ("fingerprint", h.fingerprint, message.FINGERPRINT),
-        ("type id", h.type_id, message.TYPE_ID),
-        ("message size", h.geo.msg_size, message.SIZE),
-        ("message alignment", h.geo.msg_align, align),
+    for field, g, w in (
+        ("fingerprint", got.fingerprint, want.fingerprint),
+        ("type id", got.type_id, want.type_id),
+        ("message size", got.size, want.size),
+        ("message alignment", got.align, want.align),
     ):
-        if got != want:
+        if g != w:
             hint = ""
             if field == "message alignment" and getattr(message, "ALIGN", None) is None:
                 hint = f" ({cls_name} has no ALIGN attribute; its alignment was derived from DTYPE)"
-            raise FingerprintMismatch(
-                f"attach {seg.name!r}: message type mismatch: {field} {got:#x}, want {want:#x}"
+            return FingerprintMismatch(
+                f"{op} {name!r}: message type mismatch: {field} {g:#x}, want {w:#x}"
                 f" (the ring carries another message type than {cls_name}){hint}",
-                ring=seg.name,
+                ring=name,
                 field=field,
-                got=got,
-                want=want,
+                got=g,
+                want=w,
             )
+    return None
 
+
+def check_identity(op: str, seg: Segment, message: MessageType[Any]) -> None:
+    """Compare the ring's identity with the message class's (§2 attach step 6)."""
+    if (err := mismatch(op, seg.name, Identity.of_header(seg.header), message)) is not None:
+        raise err

@@ -1,7 +1,7 @@
 """Linux primitives the ring needs, from the standard library and ctypes.
 
 * The registry lock: BSD ``flock`` on the segment's fd (ABI §8.4).
-* Liveness locks: OFD byte-range locks (``F_OFD_SETLK``/``F_OFD_GETLK``),
+* Liveness locks: OFD byte-range write locks (``F_OFD_SETLK``/``F_OFD_GETLK``),
   owned by the open file description, dropped by the kernel when its last fd
   closes, on exit or SIGKILL (ABI §9).
 """
@@ -111,12 +111,15 @@ def ofd_unlock(fd: int, start: int, length: int) -> None:
 
 
 def ofd_held(fd: int, start: int, length: int) -> bool:
-    """Whether another open file description holds a lock on the range.
+    """Whether another open file description holds a *write* lock on the range.
 
-    An error counts as held: a peer is never declared dead on a guess.
+    The probe asks about a read lock, which only a write lock conflicts with
+    (ABI §9): a read lock, which anyone who can open the segment read-only
+    may take, never makes a dead peer look alive. An error counts as held:
+    a peer is never declared dead on a guess.
     """
     try:
-        out = fcntl.fcntl(fd, F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK, start, length))
+        out = fcntl.fcntl(fd, F_OFD_GETLK, _flock_struct(fcntl.F_RDLCK, start, length))
     except OSError:
         return True
     kind = struct.unpack_from("h", out)[0]

@@ -1,17 +1,27 @@
-"""Waiting and fencing: futexes, the full fence, spin budgets (ABI §8, §8.3).
+"""Waiting and fencing: futexes, the two kinds of fence, spin budgets (ABI §8.3, §8.6).
 
 * futex(2) through ``syscall(SYS_futex=202, ...)``, on shared (never
   ``FUTEX_PRIVATE_FLAG``) words: the segment is mapped by other processes.
-* The full fence of the ABI's handshakes (§8, marked ⟂): a LOCK-prefixed
-  instruction, which CPython executes when it acquires and releases a
-  private ``threading.Lock`` (a compare-exchange / atomic add on the lock
-  word, whether glibc semaphores or, on 3.13+, PyMutex).
+  Both futex words are eventcounts (§8.3): the waiter loads the count, checks
+  its condition, then waits on the loaded value; the waker changes the
+  condition, advances the count, then wakes.
+* The full fence of the ABI's handshakes (§8, marked ⟂) on a *strong* ring:
+  a LOCK-prefixed instruction, which CPython executes when it acquires and
+  releases a private ``threading.Lock`` (a compare-exchange / atomic add on
+  the lock word, whether glibc semaphores or, on 3.13+, PyMutex).
+* The heavy side of an *asymmetric* ring (§8.6):
+  ``membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`` through
+  ``syscall(SYS_membarrier=324, ...)``, after this process registered once
+  with ``MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED`` so that peers' barriers
+  reach its threads too. ``TACHYON_FENCES=strong`` in the environment makes
+  the process act as one that cannot (strong rings, ``STRONG`` entries).
 """
 
 from __future__ import annotations
 
 import ctypes
 import errno
+import os
 import threading
 
 __all__ = [
@@ -24,6 +34,8 @@ __all__ = [
     "fence_lock",
     "futex_wait",
     "futex_wake",
+    "heavy_barrier",
+    "membarrier_registered",
 ]
 
 #: Polls before a waiter parks on a futex; the last YIELD_POLLS yield first.
@@ -89,3 +101,44 @@ def fence() -> None:
 # fence() inlined on the per-message paths: two LOCK-prefixed instructions.
 FENCE_ACQUIRE = fence_lock.acquire
 FENCE_RELEASE = fence_lock.release
+
+SYS_MEMBARRIER = 324  # x86-64
+MEMBARRIER_CMD_QUERY = 0
+MEMBARRIER_CMD_GLOBAL_EXPEDITED = 1 << 1
+MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED = 1 << 2
+#: The environment variable that forces strong fences (ABI §8.6; Go reads it too).
+FENCES_ENV = "TACHYON_FENCES"
+
+# A function object of its own, so that its argtypes are not the futex's.
+_membarrier = _libc["syscall"]
+_membarrier.restype = ctypes.c_long
+_membarrier.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_uint, ctypes.c_int]  # number, cmd, flags, cpu_id
+
+_registered: bool | None = None
+
+
+def membarrier_registered() -> bool:
+    """Register this process (once) for global expedited membarriers.
+
+    True when it can take part in asymmetric fences: the kernel offers both
+    commands, the registration succeeded, and ``TACHYON_FENCES`` is not
+    ``strong``. The answer is cached for the life of the process.
+    """
+    global _registered
+    if _registered is None:
+        _registered = os.environ.get(FENCES_ENV) != "strong" and _register()
+    return _registered
+
+
+def _register() -> bool:
+    both = MEMBARRIER_CMD_GLOBAL_EXPEDITED | MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED
+    q = _membarrier(SYS_MEMBARRIER, MEMBARRIER_CMD_QUERY, 0, 0)
+    if q < 0 or q & both != both:
+        return False
+    return bool(_membarrier(SYS_MEMBARRIER, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0)
+
+
+def heavy_barrier() -> None:
+    """The heavy side of an asymmetric fence: a full barrier on every CPU running
+    a thread of a registered process (only after membarrier_registered())."""
+    _membarrier(SYS_MEMBARRIER, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
 from . import _abi as abi
-from . import _sys, _wait
+from . import _sys, _wait, sealed
 from ._abi import Policy
 from ._handle import Handle, seconds
 from ._message import MessageType, Record, message_align, type_name
-from ._segment import Segment, create_segment, shm_path, validate_name
+from ._segment import Segment, create_segment, unlink_if_own, validate_name
 from .errors import InvalidOptions, RingFull, RingTimeout, TachyonError, ViewStillReferenced
 
 __all__ = ["DEFAULT_BATCH", "DEFAULT_CAPACITY", "DEFAULT_LIVENESS_S", "DEFAULT_MAX_SUBSCRIBERS", "Publisher"]
@@ -28,22 +29,34 @@ DEFAULT_BATCH = 64
 #: Default time a Block producer waits on a live, stalled subscriber.
 DEFAULT_LIVENESS_S = 2.0
 
+_M = abi.U64_MASK
 _UNBOUNDED = 1 << 64  # a limit no index reaches
 
 P = TypeVar("P", bound=Record)
+
+SlotLayout = Literal["auto", "packed", "line"]
+Fences = Literal["auto", "strong", "asymmetric"]
 
 
 class Publisher(Handle, Generic[P]):
     """The single producer of a ring, and the segment's owner.
 
-    Create one with :meth:`create`; ``close()`` (or leaving ``with``)
+    Create one with :meth:`create` (a named ring in /dev/shm) or
+    :meth:`create_sealed` (an anonymous, size-sealed memfd handed to
+    subscribers by :meth:`serve`). ``close()`` (or leaving ``with``)
     publishes what is pending, marks the ring closed (subscribers drain it,
     then get :class:`PublisherClosed`) and unlinks the name. Not safe for
-    concurrent use.
+    concurrent use (:meth:`serve`'s thread only hands out the descriptor).
     """
 
     def __init__(
-        self, seg: Segment, message: MessageType[P], timeout: float | None, liveness_s: float, spin: int
+        self,
+        seg: Segment,
+        message: MessageType[P],
+        timeout: float | None,
+        liveness_s: float,
+        spin: int,
+        offer: sealed.Offer | None = None,
     ) -> None:
         super().__init__(seg)
         self._message = message
@@ -52,17 +65,23 @@ class Publisher(Handle, Generic[P]):
         self._timeout = timeout
         self._liveness_s = liveness_s
         self._spin = spin
-        self._max_subs = seg.geo.max_subs
-        self._table_off = seg.geo.table_offset
+        self._offer = offer
+        self._servers: list[sealed.Server] = []
+        g = seg.geo
+        self._max_subs = g.max_subs
+        self._table_off = g.table_offset
+        self._evict0 = g.evict_offset // 8
         self._i_dropped_newest = abi.OFF_DROPPED_NEWEST // 8
         self._i_sleeping = abi.OFF_PROD_SLEEPING // 4
         self._i_wait_entry = abi.OFF_WAIT_ENTRY // 4
         self._i_wait_head = abi.OFF_WAIT_HEAD // 8
         self._i_heartbeat = abi.OFF_PROD_HEARTBEAT // 8
         self._i_state = abi.OFF_PROD_STATE // 4
-        self._sleepers_lo = seg.geo.sleepers_offset
-        self._sleepers_hi = seg.geo.sleepers_offset + 4 * seg.geo.max_subs
-        self._no_sleepers = bytes(4 * seg.geo.max_subs)
+        self._i_scan_epoch = abi.OFF_SCAN_EPOCH // 8
+        self._i_fences = abi.OFF_PROD_FENCES // 4
+        self._sleepers_lo = g.sleepers_offset
+        self._sleepers_hi = g.sleepers_offset + 4 * g.max_subs
+        self._no_sleepers = bytes(4 * g.max_subs)
         self._dtype = message.DTYPE
         # Every slot's message bytes, as (capacity, words) — u64 words when
         # the size allows, for fast vectorised copies.
@@ -76,9 +95,14 @@ class Publisher(Handle, Generic[P]):
             strides=(self._slot_size, word),
         )
         self._evens: npt.NDArray[np.uint64] = np.arange(0, 2 * min(self._cap, self._batch), 2, dtype=np.uint64)
+        # strong: this producer's hot side fences — on a strong ring, and on
+        # an asymmetric one for good once a membarrier-less subscriber joined
+        # (ABI §8.6).
+        self._strong = not self._asym
         self._cursor = 0  # next index to write
         self._published = 0  # last tail stored
         self._claim: memoryview | None = None
+        # DropOldest never waits: it rescans only when the table changes.
         self._limit = _UNBOUNDED if self._policy == Policy.DROP_OLDEST else 0
         self._epoch = 0
         self._dropped = 0
@@ -101,6 +125,8 @@ class Publisher(Handle, Generic[P]):
         mode: int = 0o600,
         timeout: float | None = None,
         liveness_timeout: float = DEFAULT_LIVENESS_S,
+        slot_layout: SlotLayout = "auto",
+        fences: Fences = "auto",
         spin: int = _wait.DEFAULT_SPIN,
     ) -> Publisher[P]:
         """Create the named ring for ``message`` and return its publisher.
@@ -113,41 +139,76 @@ class Publisher(Handle, Generic[P]):
         alive and progressing); ``liveness_timeout`` is how long a live
         subscriber may make no progress before a Block producer evicts it;
         ``mode`` is applied with fchmod (world-writable modes are refused).
-        An existing segment of that name is an error (:class:`RingExists`).
+        ``slot_layout`` is ``"line"`` (every slot on its own cache lines),
+        ``"packed"`` or ``"auto"`` (line when a stamp and the message fit in
+        one 64-byte line); ``fences`` is ``"asymmetric"`` (no locked
+        instruction on the publish and receive paths; membarrier on the rare
+        parking and registering side), ``"strong"`` or ``"auto"``
+        (asymmetric where this process can register for membarrier and
+        ``TACHYON_FENCES`` is not ``strong``). An existing segment of that
+        name is an error (:class:`RingExists`).
         """
         validate_name(name)
-
-        def bad(why: str) -> InvalidOptions:
-            return InvalidOptions(f"create {name!r}: invalid options: {why}", ring=name)
-
-        try:
-            pol = Policy.parse(policy)
-        except ValueError as e:
-            raise bad(str(e)) from None
-        if batch is None:
-            batch = max(1, min(DEFAULT_BATCH, capacity // 2))
-        if not 1 <= batch <= capacity // 2:
-            raise bad(f"batch {batch} outside [1, {capacity // 2}]")
-        if mode & ~0o777 or mode & 0o002:
-            raise bad(f"mode {mode:#o} (permission bits only, not world-writable)")
-        timeout = seconds(timeout, "create", name)
-        if liveness_timeout is None or not liveness_timeout > 0:
-            raise bad(f"liveness timeout {liveness_timeout!r}: want seconds > 0")
-        try:
-            geo = abi.compute_geometry(message.SIZE, message_align(message), capacity, max_subscribers)
-        except ValueError as e:
-            raise bad(str(e)) from None
-        header = abi.Header(
-            fingerprint=message.FINGERPRINT,
-            type_id=message.TYPE_ID,
-            policy=pol,
-            batch=batch,
-            liveness_ns=int(liveness_timeout * 1e9),
-            created_ns=time.time_ns(),
-            geo=geo,
-        )
+        header, timeout, liveness = _new_header(
+            "create", name, message, capacity, policy, max_subscribers, batch, mode, timeout, liveness_timeout,
+            slot_layout, fences,
+        )  # fmt: skip
         seg = create_segment(name, header, mode)
-        return cls(seg, message, timeout, float(liveness_timeout), max(0, spin))
+        return cls(seg, message, timeout, liveness, max(0, spin))
+
+    @classmethod
+    def create_sealed(
+        cls,
+        name: str,
+        message: MessageType[P],
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        policy: Policy | str = Policy.BLOCK,
+        max_subscribers: int = DEFAULT_MAX_SUBSCRIBERS,
+        batch: int | None = None,
+        mode: int = 0o600,
+        timeout: float | None = None,
+        liveness_timeout: float = DEFAULT_LIVENESS_S,
+        slot_layout: SlotLayout = "auto",
+        fences: Fences = "auto",
+        spin: int = _wait.DEFAULT_SPIN,
+    ) -> Publisher[P]:
+        """Create a ring in an anonymous, size-sealed memfd (ABI §14).
+
+        Nothing appears in /dev/shm; ``name`` labels the ring in errors and
+        in ``/proc/PID/fd`` (``memfd:tachyon:NAME``). Nobody can shrink or
+        grow the segment (``ftruncate`` fails with EPERM), so no reader can
+        be killed by SIGBUS. Subscribers get it through :meth:`serve` and
+        :meth:`Subscriber.dial <tachyon.Subscriber.dial>`. Options as for
+        :meth:`create`.
+        """
+        validate_name(name)
+        header, timeout, liveness = _new_header(
+            "create sealed", name, message, capacity, policy, max_subscribers, batch, mode, timeout,
+            liveness_timeout, slot_layout, fences,
+        )  # fmt: skip
+        seg, offer = sealed.create_segment(name, header, mode)
+        return cls(seg, message, timeout, liveness, max(0, spin), offer)
+
+    def serve(self, where: str | socket.socket, *, backlog: int = 16) -> sealed.Server:
+        """Hand this sealed ring to subscribers on a Unix stream socket (ABI §14).
+
+        ``where`` is a filesystem path to bind (it must not exist) or a bound
+        ``AF_UNIX`` stream socket. A daemon thread accepts connections and
+        answers each subscriber's handshake: a matching message identity gets
+        the segment's descriptor (``SCM_RIGHTS``), any other is refused with
+        both values. The returned server is a context manager; closing it,
+        or closing the publisher, stops it and unlinks the path it bound.
+        """
+        self._check_open("serve")
+        if self._offer is None:
+            raise InvalidOptions(
+                f"serve {self._name!r}: invalid options: not a sealed ring (use Publisher.create_sealed)",
+                ring=self._name,
+            )
+        server = sealed.Server(self._offer, where, backlog)
+        self._servers.append(server)
+        return server
 
     # -- properties ---------------------------------------------------------
 
@@ -171,6 +232,17 @@ class Publisher(Handle, Generic[P]):
         """The message class of the ring."""
         return self._message
 
+    @property
+    def sealed(self) -> bool:
+        """Whether the ring lives in a sealed memfd (:meth:`create_sealed`)."""
+        return self._offer is not None
+
+    @property
+    def strong_fences(self) -> bool:
+        """Whether the publish path fences: a strong ring, or an asymmetric one
+        that a membarrier-less subscriber joined (ABI §8.6)."""
+        return self._strong
+
     # -- publishing ---------------------------------------------------------
 
     def claim(self) -> memoryview:
@@ -192,7 +264,7 @@ class Publisher(Handle, Generic[P]):
             raise RingFull(f"claim {self._name!r}: ring full: message refused (drop_newest)", ring=self._name)
         # Seqlock open: stamp = 2w+1, then the message bytes (x86-64 TSO
         # keeps the stores in order).
-        self._w64[self._stamp_i(w)] = 2 * w + 1
+        self._w64[self._stamp_i(w)] = (2 * w + 1) & _M
         off = self._slots_off + (w & self._mask) * self._slot_size + self._msg_off
         self._claim = self._seg.view[off : off + self._msg_size]
         return self._claim
@@ -225,7 +297,7 @@ class Publisher(Handle, Generic[P]):
         w = self._cursor
         if w >= self._limit and not self._make_room(w):
             return False
-        self._w64[self._stamp_i(w)] = 2 * w + 1
+        self._w64[self._stamp_i(w)] = (2 * w + 1) & _M
         record.pack_into(self._mm, self._slots_off + (w & self._mask) * self._slot_size + self._msg_off)
         self._seal(w)
         return True
@@ -239,7 +311,7 @@ class Publisher(Handle, Generic[P]):
         w = self._cursor
         if w >= self._limit and not self._make_room(w):
             return False
-        self._w64[self._stamp_i(w)] = 2 * w + 1
+        self._w64[self._stamp_i(w)] = (2 * w + 1) & _M
         off = self._slots_off + (w & self._mask) * self._slot_size + self._msg_off
         self._mm[off : off + self._msg_size] = data
         self._seal(w)
@@ -277,18 +349,18 @@ class Publisher(Handle, Generic[P]):
                 i += 1  # refused by drop_newest, and counted
                 continue
             pos = w & mask
-            k = min(n - i, self._limit - w, batch - (w - self._published), cap - pos)
-            twice = evens[:k] + np.uint64(2 * w)
+            # Never more than K messages between two registry epoch checks.
+            k = min(n - i, self._limit - w, batch - ((w - self._published) & _M), cap - pos)
+            twice = evens[:k] + np.uint64((2 * w) & _M)  # u64: wraps like the ABI's arithmetic
             stamps[pos : pos + k] = twice + np.uint64(1)  # seqlock open, every slot
             msgs[pos : pos + k] = src[i : i + k]  # the messages
             stamps[pos : pos + k] = twice + np.uint64(2)  # committed
             before = self._commits
             self._commits += k
-            self._cursor = w + k
+            self._cursor = (w + k) & _M
             i += k
             done += k
-            if self._cursor - self._published >= batch or self._any_sleeper():
-                self._publish()
+            self._after_commit()
             if before >> 16 != self._commits >> 16:
                 self._w64[self._i_heartbeat] = _sys.mono_ns()
         return done
@@ -301,7 +373,9 @@ class Publisher(Handle, Generic[P]):
     def wait_subscribers(self, n: int = 1, timeout: float | None = None) -> int:
         """Wait until at least ``n`` subscribers are registered; return the count.
 
-        Raises :class:`RingTimeout` after ``timeout`` seconds (None: forever).
+        Every message published after it returns reaches each subscriber it
+        counted (ABI §8.4 "Registered"). Raises :class:`RingTimeout` after
+        ``timeout`` seconds (None: forever).
         """
         self._check_open("wait_subscribers")
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -317,19 +391,31 @@ class Publisher(Handle, Generic[P]):
             time.sleep(0.001)
 
     def subscriber_count(self) -> int:
-        """How many subscriber entries are active."""
-        w32 = self._w32
-        return sum(
-            1
-            for i in range(self._max_subs)
-            if w32.item((self._table_off + abi.ENTRY_SIZE * i + abi.ENT_STATE) // 4) == abi.ENT_ACTIVE
-        )
+        """How many subscribers are registered: active, alive and not evicted.
+
+        It scans the table first, which acknowledges a membarrier-less
+        registrant waiting for the producer (ABI §8.4 step 4).
+        """
+        self._check_open("subscriber_count")
+        self._scan(self._cursor)
+        w32, w64, fd = self._w32, self._w64, self._seg.fd
+        n = 0
+        for i in range(self._max_subs):
+            e = self._table_off + abi.ENTRY_SIZE * i
+            if w32.item((e + abi.ENT_STATE) // 4) != abi.ENT_ACTIVE:
+                continue
+            if w64.item(self._evict0 + i) == w64.item((e + abi.ENT_GENERATION) // 8):
+                continue
+            if _sys.ofd_held(fd, e, abi.ENTRY_SIZE):
+                n += 1
+        return n
 
     def close(self) -> None:
         """Flush, mark the ring closed, wake every sleeper, unlink the name.
 
         Subscribers drain what was published, then get PublisherClosed. A
-        pending claim is abandoned (never published).
+        pending claim is abandoned (never published). A sealed ring's
+        servers stop handing it out.
         """
         if self._closed:
             return
@@ -340,14 +426,17 @@ class Publisher(Handle, Generic[P]):
                 pass
             self._claim = None
         self._publish()
-        # H4: closed is stored after the final tail.
+        # H4: closed is stored after the final tail, then the eventcount
+        # advances: a subscriber that sees closed reloads the tail.
         self._w32[self._i_state] = abi.PROD_CLOSED
-        _wait.futex_wake(self._tail_addr, _wait.INT_MAX)
+        self._wake_subscribers()
         self._closed = True
-        try:
-            os.unlink(shm_path(self._name))
-        except FileNotFoundError:
-            pass
+        for server in self._servers:
+            server.close()
+        if self._offer is not None:
+            self._offer.close()
+        else:
+            unlink_if_own(self._name, self._seg.fd)
         _sys.ofd_unlock(self._seg.fd, abi.PROD_LOCK_START, abi.PROD_LOCK_LEN)
         del self._stamps, self._msgs
         self._seg.close()
@@ -355,9 +444,21 @@ class Publisher(Handle, Generic[P]):
     def _liveness_range(self) -> tuple[int, int] | None:
         return abi.PROD_LOCK_START, abi.PROD_LOCK_LEN
 
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True) is False:
+            for server in self._servers:
+                server.close()
+            if self._offer is not None:
+                self._offer.close()
+        super().__del__()
+
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"published={self._cursor}"
-        return f"<Publisher {self._name!r} {type_name(self._message)} capacity={self._cap} {self._policy.spelling} {state}>"
+        kind = " sealed" if self._offer is not None else ""
+        return (
+            f"<Publisher {self._name!r}{kind} {type_name(self._message)} capacity={self._cap}"
+            f" {self._policy.spelling} {state}>"
+        )
 
     # -- protocol internals (ABI §8.1-§8.3, §9) -----------------------------
 
@@ -367,31 +468,58 @@ class Publisher(Handle, Generic[P]):
 
     def _seal(self, w: int) -> None:
         # Seqlock close: stamp = 2w+2 after the message bytes.
-        self._w64[self._stamp_i(w)] = 2 * w + 2
-        self._cursor = w + 1
-        if self._cursor - self._published >= self._batch or self._any_sleeper():
-            self._publish()
+        self._w64[self._stamp_i(w)] = (2 * w + 2) & _M
+        self._cursor = (w + 1) & _M
+        self._after_commit()
         self._commits += 1
         if self._commits & 0xFFFF == 0:
             self._w64[self._i_heartbeat] = _sys.mono_ns()
+
+    def _after_commit(self) -> None:
+        """§8.1 step 4: publish a full batch; otherwise hold back unless someone sleeps."""
+        if (self._cursor - self._published) & _M >= self._batch:
+            self._publish()
+            return
+        # Held back. H1 with a parking subscriber, which stores its sleeper
+        # flag and then looks at the stamp just committed: on a strong ring
+        # a full fence between that stamp and the flag loads; on an
+        # asymmetric one the subscriber's membarrier provides it.
+        if self._strong:
+            _wait.FENCE_ACQUIRE()
+            _wait.FENCE_RELEASE()
+        if self._any_sleeper():
+            self._publish()
 
     def _any_sleeper(self) -> bool:
         # One bytes comparison over the sleeper flags: a flag is 0 or 1, and
         # its bytes are read after the loads of any earlier program step.
         return self._mm[self._sleepers_lo : self._sleepers_hi] != self._no_sleepers
 
+    def _wake_subscribers(self) -> None:
+        # Advance the notify eventcount (its only writer: a load and a store
+        # suffice), then wake every subscriber parked on it.
+        i = self._i_notify
+        self._w32[i] = (int(self._w32.item(i)) + 1) & 0xFFFFFFFF
+        _wait.futex_wake(self._notify_addr, _wait.INT_MAX)
+
     def _publish(self) -> None:
         c = self._cursor
         if c != self._published:
+            # The tail store releases every slot below it, and is the store
+            # side of H1 (then the sleeper flags) and H5 (then reg_epoch):
+            # fenced on a strong ring, plain on an asymmetric one (whose
+            # parking subscribers and registrants issue a membarrier).
             self._w64[self._i_tail] = c
             self._published = c
-            _wait.fence()  # ⟂ H1 (tail, then sleeper flags) and H5 (tail, then reg_epoch)
+            if self._strong:
+                _wait.FENCE_ACQUIRE()
+                _wait.FENCE_RELEASE()
             if self._any_sleeper():
-                _wait.futex_wake(self._tail_addr, _wait.INT_MAX)
+                self._wake_subscribers()
         e = self._w64.item(self._i_epoch)
-        if e != self._epoch and self._policy != Policy.DROP_OLDEST:
-            self._epoch = e
-            self._limit = 0  # a registration or removal: rescan
+        if e != self._epoch:
+            self._epoch = int(e)
+            self._limit = 0  # a registration or detach: rescan before the next claim
 
     def _make_room(self, w: int) -> bool:
         """Slow path of a claim at ``w >= limit``; False if drop_newest refused."""
@@ -405,37 +533,71 @@ class Publisher(Handle, Generic[P]):
             return True
         if self._policy == Policy.DROP_NEWEST:
             self._dropped += 1
-            self._w64[self._i_dropped_newest] = self._dropped
+            self._w64[self._i_dropped_newest] = self._dropped & _M
             return False
         self._wait(w)
         return True
 
     def _scan(self, w: int) -> tuple[int, int]:
-        """Recompute limit from the table (§8.2); return the bounding entry and its head."""
+        """Recompute limit from the table (§8.2); return the bounding entry and its head.
+
+        It also switches to strong fences when a membarrier-less subscriber
+        joined, and records the registry epoch it reflects in scan_epoch.
+        """
         w32, w64 = self._w32, self._w64
+        # The epoch first: the entries loaded below are at least as new as
+        # the registrations it counts, which is what scan_epoch promises.
+        epoch = int(w64.item(self._i_epoch))
+        self._epoch = epoch
+        holds_back = self._policy != Policy.DROP_OLDEST
         blocker, min_head, blocker_head = -1, 0, 0
         for i in range(self._max_subs):
             e = self._table_off + abi.ENTRY_SIZE * i
-            # state, then max_lag, then head: the registrant stores head and
-            # max_lag before state = active.
-            if w32.item((e + abi.ENT_STATE) // 4) != abi.ENT_ACTIVE:
+            # state, generation, eviction word, then max_lag and head: the
+            # registrant stores head and max_lag before state.
+            state = w32.item((e + abi.ENT_STATE) // 4)
+            if state != abi.ENT_JOINING and state != abi.ENT_ACTIVE:
                 continue
-            if w64.item((e + abi.ENT_MAX_LAG) // 8) != 0:
+            gen = int(w64.item((e + abi.ENT_GENERATION) // 8))
+            if w64.item(self._evict0 + i) == gen:
+                continue  # evicted or reclaimed: no longer holds the producer back
+            if not self._strong and w32.item((e + abi.ENT_FLAGS) // 4) & abi.ENT_FLAG_STRONG:
+                self._strong = True  # for the rest of its life (§8.6)
+                w32[self._i_fences] = abi.FENCES_STRONG
+            if not holds_back or w64.item((e + abi.ENT_MAX_LAG) // 8) != 0:
                 continue  # lossy subscribers never hold the producer back
             h = int(w64.item((e + abi.ENT_HEAD) // 8))
             if h > w:
                 # Beyond every committed index: impossible for an honest
                 # subscriber. Evict rather than trust it.
-                self._remove(i, int(w64.item((e + abi.ENT_GENERATION) // 8)), abi.ENT_EVICTED)
+                self._evict(i, gen)
                 continue
             eff = h if w - h <= self._cap else w - self._cap  # a registration in flight
             if blocker < 0 or eff < min_head:
                 blocker, min_head, blocker_head = i, eff, h
         self._limit = _UNBOUNDED if blocker < 0 else min_head + self._cap
+        # Acknowledge the registrations this scan saw (after the table
+        # loads; a membarrier-less registrant waits for it).
+        w64[self._i_scan_epoch] = epoch
         return blocker, blocker_head
 
+    def _evict(self, i: int, gen: int) -> None:
+        """Take entry ``i`` of generation ``gen`` out of the backpressure (§9).
+
+        The producer alone writes the eviction table: one store, no lock, no
+        cooperation. A parked evictee learns it at once.
+        """
+        self._w64[self._evict0 + i] = gen
+        self.evictions += 1
+        self._limit = 0
+        self._wake_subscribers()
+
     def _wait(self, w: int) -> None:
-        """Block until slot ``w`` is free (§8.3 "Producer parks")."""
+        """Block until slot ``w`` is free (§8.3 "Producer parks").
+
+        It never needs a lock, so nothing another process does with the
+        segment's locks can hold it past the liveness timeout (§9).
+        """
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         last_blocker, last_head, since = -1, 0, 0.0
         spins = 0
@@ -454,7 +616,7 @@ class Publisher(Handle, Generic[P]):
                     ring=self._name,
                 )
             # Wake once a quarter of the ring is free, not once per message.
-            want = w + 1 - self._cap + (max(self._cap // 4, 1) - 1)
+            want = (w + 1 - self._cap + (max(self._cap // 4, 1) - 1)) & _M
             e = self._table_off + abi.ENTRY_SIZE * blocker
             if spins < self._spin:
                 # Spin on the blocker's head alone (one load per poll; a
@@ -468,59 +630,107 @@ class Publisher(Handle, Generic[P]):
             i_gen = (e + abi.ENT_GENERATION) // 8
             gen = int(w64.item(i_gen))
             if not _sys.ofd_held(self._seg.fd, e, abi.ENTRY_SIZE):
-                self._remove(blocker, gen, abi.ENT_FREE)  # dead: its lock is gone
+                self._evict(blocker, gen)  # dead: the kernel dropped its lock (reclaim)
                 continue
             if now - since > self._liveness_s:
-                self._remove(blocker, gen, abi.ENT_EVICTED)  # alive but stalled
+                self._evict(blocker, gen)  # alive but stalled
                 continue
             sleep = abi.WATCHDOG_S
             if deadline is not None:
                 sleep = min(sleep, deadline - now + 0.001)
             sleep = min(sleep, self._liveness_s - (now - since) + 0.001)
+            i_wake = (e + abi.ENT_WAKE) // 4
             w32[self._i_wait_entry] = blocker
             w64[self._i_wait_head] = want
             w32[self._i_sleeping] = 1
             try:
-                _wait.fence()  # ⟂ H2: prod_sleeping, then the blocker's head/state/generation
-                h = int(w64.item((e + abi.ENT_HEAD) // 8))
+                # H2: prod_sleeping, then (a fence, or on an asymmetric ring a
+                # membarrier for the subscribers' fence-free head stores) the
+                # entry's wake eventcount, its head, state and generation.
+                if self._asym:
+                    _wait.heavy_barrier()
+                else:
+                    _wait.fence()
+                ev = w32.item(i_wake)
                 if (
-                    h == head
-                    and w32.item((e + abi.ENT_STATE) // 4) == abi.ENT_ACTIVE
+                    w64.item((e + abi.ENT_HEAD) // 8) == head
+                    and w32.item((e + abi.ENT_STATE) // 4) != abi.ENT_FREE
                     and w64.item(i_gen) == gen
-                    and _wait.futex_wait(self._seg.base + e + abi.ENT_HEAD, h, sleep)
+                    and _wait.futex_wait(self._seg.base + e + abi.ENT_WAKE, int(ev), sleep)
                 ):
                     self.watchdog_fires += 1
             finally:
                 w32[self._i_sleeping] = 0
             w64[self._i_heartbeat] = _sys.mono_ns()
 
-    def _remove(self, i: int, gen: int, new_state: int) -> None:
-        """Reclaim (dead owner) or evict (live, stalled or hostile) entry ``i`` (§9)."""
-        fd = self._seg.fd
-        if not _sys.flock_lock(fd, 0.05):
-            return  # retried at the next scan
-        try:
-            e = self._table_off + abi.ENTRY_SIZE * i
-            i_state, i_gen = (e + abi.ENT_STATE) // 4, (e + abi.ENT_GENERATION) // 8
-            if self._w32.item(i_state) != abi.ENT_ACTIVE or self._w64.item(i_gen) != gen:
-                return  # changed by its owner or a registrant meanwhile
-            locked = False
-            if new_state == abi.ENT_FREE:
-                try:
-                    locked = _sys.ofd_try_lock(fd, e, abi.ENTRY_SIZE)
-                except OSError:
-                    locked = False
-                if not locked:
-                    return  # alive after all
-            try:
-                self._w64[i_gen] = (gen + 1) & abi.U64_MASK
-                self._w32[i_state] = new_state
-                self._w64[self._i_epoch] = (int(self._w64.item(self._i_epoch)) + 1) & abi.U64_MASK
-                self.evictions += 1
-                self._limit = 0
-            finally:
-                if locked:
-                    _sys.ofd_unlock(fd, e, abi.ENTRY_SIZE)
-        finally:
-            _sys.flock_unlock(fd)
 
+def _new_header(
+    op: str,
+    name: str,
+    message: MessageType[Any],
+    capacity: int,
+    policy: Policy | str,
+    max_subscribers: int,
+    batch: int | None,
+    mode: int,
+    timeout: float | None,
+    liveness_timeout: float,
+    slot_layout: SlotLayout,
+    fences: Fences,
+) -> tuple[abi.Header, float | None, float]:
+    """Validate a creator's options (each error names its field and value) into a header."""
+
+    def bad(why: str) -> InvalidOptions:
+        return InvalidOptions(f"{op} {name!r}: invalid options: {why}", ring=name)
+
+    try:
+        pol = Policy.parse(policy)
+    except ValueError as e:
+        raise bad(str(e)) from None
+    for field, value in (("capacity", capacity), ("max subscribers", max_subscribers)):
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise bad(f"{field} {value!r}: want an int")
+    if slot_layout not in ("auto", "packed", "line"):
+        raise bad(f"slot layout {slot_layout!r}: want 'auto', 'packed' or 'line'")
+    align = message_align(message)
+    line = abi.line_slots_by_default(message.SIZE, align) if slot_layout == "auto" else slot_layout == "line"
+    try:
+        # The geometry first: a bad capacity is reported as itself, not
+        # through the batch bound it implies.
+        geo = abi.compute_geometry(message.SIZE, align, capacity, max_subscribers, line)
+    except ValueError as e:
+        raise bad(str(e)) from None
+    if batch is None:
+        batch = min(DEFAULT_BATCH, capacity // 2)
+    if not isinstance(batch, int) or not 1 <= batch <= capacity // 2:
+        raise bad(f"batch {batch!r} outside [1, {capacity // 2}]")
+    if not isinstance(mode, int) or mode & ~0o777 or mode & 0o002:
+        shown = f"{mode:#o}" if isinstance(mode, int) else repr(mode)
+        raise bad(f"mode {shown} (permission bits only, not world-writable)")
+    timeout = seconds(timeout, op, name)
+    if not isinstance(liveness_timeout, (int, float)) or not liveness_timeout > 0:
+        raise bad(f"liveness timeout {liveness_timeout!r}: want seconds > 0")
+    if fences == "auto":
+        asym = _wait.membarrier_registered()
+    elif fences == "asymmetric":
+        if not _wait.membarrier_registered():
+            raise bad(
+                "fences 'asymmetric' need membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this process"
+                f" cannot register (kernel, seccomp or {_wait.FENCES_ENV}=strong)"
+            )
+        asym = True
+    elif fences == "strong":
+        asym = False
+    else:
+        raise bad(f"fences {fences!r}: want 'auto', 'strong' or 'asymmetric'")
+    header = abi.Header(
+        fingerprint=message.FINGERPRINT,
+        type_id=message.TYPE_ID,
+        policy=pol,
+        batch=batch,
+        asym_fences=asym,
+        liveness_ns=int(liveness_timeout * 1e9),
+        created_ns=time.time_ns(),
+        geo=geo,
+    )
+    return header, timeout, float(liveness_timeout)

@@ -6,7 +6,8 @@
 * ``Tick`` and ``Book`` mirror the Go test types of the golden ABI vectors
   (runtime/ring/types_test.go) in the shape tachyon-gen gives Python records:
   SIZE, TYPE_ID, FINGERPRINT, ALIGN, STRUCT, DTYPE, unpack_from, pack_into.
-  Their fingerprints are fixed test constants, not schema hashes.
+  ``Small`` is the 16-byte message of the line-slot vector. Their
+  fingerprints are fixed test constants, not schema hashes.
 """
 
 from __future__ import annotations
@@ -133,6 +134,28 @@ class Book:
 
     def pack_into(self, buffer: Any, offset: int = 0) -> None:
         self.STRUCT.pack_into(buffer, offset, self.seq, *self.levels, self.check)
+
+
+@dataclass(frozen=True)
+class Small:
+    """A 16-byte message: one stamp and the message fit one cache line (line slots)."""
+
+    SIZE: ClassVar[int] = 16
+    ALIGN: ClassVar[int] = 8
+    TYPE_ID: ClassVar[int] = 3
+    FINGERPRINT: ClassVar[int] = 0x5A11000000000003
+    STRUCT: ClassVar[struct.Struct] = struct.Struct("<QQ")
+    DTYPE: ClassVar[np.dtype[Any]] = np.dtype({"names": ["seq", "value"], "formats": ["<u8", "<u8"]})
+
+    seq: int
+    value: int
+
+    @classmethod
+    def unpack_from(cls, buffer: Any, offset: int = 0) -> Small:
+        return cls(*cls.STRUCT.unpack_from(buffer, offset))
+
+    def pack_into(self, buffer: Any, offset: int = 0) -> None:
+        self.STRUCT.pack_into(buffer, offset, self.seq, self.value)
 
 
 def variant(base: type, **overrides: Any) -> type:
