@@ -87,8 +87,10 @@ as views of the batch: release it after they are gone.
 Threads and processes
 ---------------------
 A Publisher or Subscriber is not safe for concurrent use; use one per
-thread. Do not ``fork`` with rings open (the child would share their open
-file descriptions, and so their liveness locks): use ``spawn`` or
+thread. (A sealed publisher's :meth:`~Publisher.serve` runs a thread of its
+own, which only hands the segment's descriptor to subscribers.) Do not
+``fork`` with rings open (the child would share their open file
+descriptions, and so their liveness locks): use ``spawn`` or
 ``subprocess``.
 """
 

@@ -24,6 +24,7 @@ import socket
 import struct
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -87,23 +88,27 @@ class Offer:
         self.identity = identity
         self.name = name
 
-    def answer(self, conn: socket.socket) -> bool:
-        """Perform one handshake on an accepted connection; True if the descriptor was sent."""
+    def answer(self, conn: socket.socket, count: Callable[[bool], None]) -> None:
+        """Perform one handshake on an accepted connection. ``count`` learns
+        whether the descriptor goes out, before the reply is sent."""
         conn.settimeout(HANDSHAKE_TIMEOUT_S)
         raw = _read_exactly(conn, HANDSHAKE_SIZE)
         ours = self.identity
         if raw is None:
-            return False
+            count(False)
+            return
         magic, version, theirs = _decode(raw)
         if magic != _HELLO or version != abi.ABI_VERSION or theirs != ours:
+            count(False)
             conn.sendall(_encode(_NOPE, ours))
-            return False
+            return
         with self._lock:
             if self._fd < 0:  # the publisher closed
+                count(False)
                 conn.sendall(_encode(_NOPE, ours))
-                return False
+                return
+            count(True)
             socket.send_fds(conn, [_encode(_OKAY, ours)], [self._fd])
-        return True
 
     def close(self) -> None:
         """Stop handing the descriptor out (the publisher closed)."""
@@ -182,13 +187,15 @@ class Server:
                 continue
             with conn:
                 try:
-                    ok = self._offer.answer(conn)
+                    self._offer.answer(conn, self._count)
                 except OSError:
-                    ok = False
-            if ok:
-                self.served += 1
-            else:
-                self.refused += 1
+                    pass  # the subscriber went away, or sent nothing in time
+
+    def _count(self, served: bool) -> None:
+        if served:
+            self.served += 1
+        else:
+            self.refused += 1
 
     def close(self) -> None:
         """Stop accepting, close the socket, unlink the path it bound."""
@@ -270,11 +277,13 @@ def _handshake(op: str, path: str, sock: socket.socket, message: MessageType[Any
     try:
         if not data:
             raise TachyonError(f"{op} {path!r}: handshake: the publisher closed the connection", ring=path)
+        if data[:8] not in (_OKAY, _NOPE):
+            raise CorruptSegment(
+                f"{op} {path!r}: corrupt segment: not a Tachyon ring socket (reply {data[:8]!r})", ring=path
+            )
         if len(data) < HANDSHAKE_SIZE:
             raise CorruptSegment(f"{op} {path!r}: corrupt segment: short handshake reply ({len(data)} bytes)", ring=path)
         magic, version, ring = _decode(data)
-        if magic not in (_OKAY, _NOPE):
-            raise CorruptSegment(f"{op} {path!r}: corrupt segment: not a Tachyon ring socket (reply {magic!r})", ring=path)
         if version != abi.ABI_VERSION:
             raise UnsupportedVersion(
                 f"{op} {path!r}: unsupported ABI version: the publisher speaks version {version},"

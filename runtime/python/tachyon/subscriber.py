@@ -54,7 +54,7 @@ R = TypeVar("R")
 
 test_hook: Callable[[str], None] | None = None
 """Called, when a test sets it, at the named steps of the protocol
-("register:joining", "register:epoch", "wait:park") so that the test can
+("register:joining", "register:epoch", "wait:park", "wait:futex") so that the test can
 interleave another party's steps deterministically. Never set otherwise."""
 
 
@@ -897,6 +897,7 @@ class Subscriber(Handle, Generic[R]):
                 return True
             if w32.item(self._i_prod_state) == abi.PROD_CLOSED or self._is_evicted():
                 return False  # the next turn reports it
+            _hook("wait:futex")
             if _wait.futex_wait(self._notify_addr, ev, sleep):
                 self.watchdog_fires += 1
                 if self._w64.item(self._i_tail) > self._cursor or self._committed_at_cursor():
