@@ -445,11 +445,12 @@ class Publisher(Handle, Generic[P]):
         return abi.PROD_LOCK_START, abi.PROD_LOCK_LEN
 
     def __del__(self) -> None:
+        # Abandoned without close(): stop handing the segment out, too.
         if getattr(self, "_closed", True) is False:
-            for server in self._servers:
+            for server in getattr(self, "_servers", ()):
                 server.close()
-            if self._offer is not None:
-                self._offer.close()
+            if (offer := getattr(self, "_offer", None)) is not None:
+                offer.close()
         super().__del__()
 
     def __repr__(self) -> str:

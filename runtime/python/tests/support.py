@@ -13,9 +13,12 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import struct
+import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -62,6 +65,35 @@ def records(seqs: range) -> np.ndarray:  # type: ignore[type-arg]
 def pypeer_argv(gen: Path, *args: str) -> list[str]:
     """The command line of the Python peer."""
     return [sys.executable, str(PYPEER), "--gen-dir", str(gen), *args]
+
+
+def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start a peer (or any child) with its stdout and stderr captured."""
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(p: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    """Wait for a peer; return its one JSON summary line (and check there is one)."""
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, f"{p.args}: exit {p.returncode}\n{err}"
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"{p.args}: want one JSON line, got {out!r}"
+    summary: dict[str, Any] = json.loads(lines[0])
+    return summary
+
+
+HELPER_PRELUDE = f"""
+import sys, time
+sys.path.insert(0, {str(PYROOT)!r}); sys.path.insert(0, {str(GOLDEN_PY)!r})
+import numpy as np
+import tachyon
+from message_tsch import Message
+"""
+
+
+def helper(code: str) -> subprocess.Popen[str]:
+    """A Python child running ``code`` (after HELPER_PRELUDE: tachyon, Message, np)."""
+    return start([sys.executable, "-c", HELPER_PRELUDE + textwrap.dedent(code)])
 
 def mix(x: int) -> int:
     """splitmix64's finaliser (the Go test helper ``mix``)."""

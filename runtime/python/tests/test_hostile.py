@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from .support import GOLDEN_PY, PYROOT, Message, records
+from .support import Message, helper, records
 
 import tachyon
 from tachyon import Evicted, InsecureSegment, Publisher, PublisherDead, RingExists, Subscriber
@@ -162,28 +162,18 @@ def test_read_only_other_uid_holding_every_lock_cannot_hold_the_publisher(
 
 # -- a fake read lock on a dead publisher ------------------------------------
 
-HELPER_PRELUDE = f"""
-import sys, time
-sys.path.insert(0, {str(PYROOT)!r}); sys.path.insert(0, {str(GOLDEN_PY)!r})
-import numpy as np
-import tachyon
-from message_tsch import Message
-"""
-
-
 def test_read_lock_on_a_dead_publisher_does_not_fake_liveness(ring_name: str) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-c", HELPER_PRELUDE + textwrap.dedent(f"""
-            pub = tachyon.Publisher.create({ring_name!r}, Message, capacity=256, batch=16)
-            pub.wait_subscribers(1, timeout=20)
-            arr = np.zeros(100, dtype=Message.DTYPE); arr["seq"] = np.arange(100)
-            pub.publish_array(arr)
-            pub.flush()
-            print("published", flush=True)
-            time.sleep(60)
-            """)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    child = helper(
+        f"""
+        pub = tachyon.Publisher.create({ring_name!r}, Message, capacity=256, batch=16)
+        pub.wait_subscribers(1, timeout=20)
+        arr = np.zeros(100, dtype=Message.DTYPE); arr["seq"] = np.arange(100)
+        pub.publish_array(arr)
+        pub.flush()
+        print("published", flush=True)
+        time.sleep(60)
+        """
+    )
     locker = -1
     try:
         with Subscriber.attach(ring_name, Message, timeout=20) as sub:

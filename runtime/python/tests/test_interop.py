@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from .support import Message, Tick, pypeer_argv, records
+from .support import Message, Tick, finish, pypeer_argv, records, start
 
 import tachyon
 from tachyon import Publisher, Subscriber
 
 N = 200_000
-
-
-def start(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(p: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any]:
-    """Wait for a peer; return its one JSON summary line (and check there is one)."""
-    out, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, f"{p.args}: exit {p.returncode}\n{err}"
-    lines = out.strip().splitlines()
-    assert len(lines) == 1, f"{p.args}: want one JSON line, got {out!r}"
-    summary: dict[str, Any] = json.loads(lines[0])
-    return summary
 
 
 def wait_registered(name: str, n: int, timeout: float = 20) -> None:

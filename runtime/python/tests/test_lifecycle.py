@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import pytest
-from .support import GOLDEN_PY, PYROOT, Message, records
+from .support import Message, helper, records
 
 import tachyon
 from tachyon import Publisher, PublisherClosed, PublisherDead, Subscriber
-
-HELPER_PRELUDE = f"""
-import sys, time
-sys.path.insert(0, {str(PYROOT)!r}); sys.path.insert(0, {str(GOLDEN_PY)!r})
-import numpy as np
-import tachyon
-from message_tsch import Message
-"""
-
-
-def helper(code: str) -> subprocess.Popen[str]:
-    """A Python child running ``code`` (after HELPER_PRELUDE)."""
-    return subprocess.Popen(
-        [sys.executable, "-c", HELPER_PRELUDE + textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
 
 def test_close_drains_then_reports_closed(ring_name: str) -> None:
     pub = Publisher.create(ring_name, Message, capacity=64)  # batch 32: nothing published yet

@@ -8,16 +8,14 @@ runtime/ring/races_test.go forces the same interleavings.
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from .support import Message, pypeer_argv, records
+from .support import Message, finish, pypeer_argv, records, start
 
 import tachyon
 from tachyon import Publisher, PublisherClosed, RingTimeout, Subscriber
@@ -203,13 +201,6 @@ def asymmetric(ring_name: str, **kwargs: Any) -> Publisher:  # type: ignore[type
         pytest.skip(f"this process cannot register for membarrier, so it creates only strong rings: {e}")
 
 
-def peer_summary(p: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
-    out, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, f"{p.args}: exit {p.returncode}\n{err}"
-    summary: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return summary
-
-
 def strong_env() -> dict[str, str]:
     return {**os.environ, "TACHYON_FENCES": "strong"}
 
@@ -226,7 +217,7 @@ def test_membarrier_less_subscriber_on_an_asymmetric_ring(
         assert not pub.strong_fences
         argv = ["sub", "--ring", ring_name, "--timeout-s", "60"]
         cmd = pypeer_argv(gen_dir, *argv) if lang == "python" else [str(gopeer), *argv]
-        sub = subprocess.Popen(cmd, env=strong_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sub = start(cmd, env=strong_env())
         try:
             pub.wait_subscribers(1, timeout=60)
             st = tachyon.inspect(ring_name)
@@ -235,7 +226,7 @@ def test_membarrier_less_subscriber_on_an_asymmetric_ring(
             for lo in range(0, n, 10_000):
                 assert pub.publish_array(records(range(lo, lo + 10_000))) == 10_000
             pub.close()
-            s = peer_summary(sub)
+            s = finish(sub)
         finally:
             sub.kill()
             sub.wait()
@@ -246,12 +237,10 @@ def test_membarrier_less_python_subscriber_of_a_go_ring(ring_name: str, gen_dir:
     """The Go peer creates an asymmetric ring (where it can); pypeer joins it
     as a membarrier-less process and receives everything."""
     n = 200_000
-    pub = subprocess.Popen([str(gopeer), "pub", "--ring", ring_name, "--count", str(n), "--timeout-s", "60"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    sub = subprocess.Popen(pypeer_argv(gen_dir, "sub", "--ring", ring_name, "--timeout-s", "60"), env=strong_env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    pub = start([str(gopeer), "pub", "--ring", ring_name, "--count", str(n), "--timeout-s", "60"])
+    sub = start(pypeer_argv(gen_dir, "sub", "--ring", ring_name, "--timeout-s", "60"), env=strong_env())
     try:
-        s, p = peer_summary(sub), peer_summary(pub)
+        s, p = finish(sub), finish(pub)
     finally:
         for proc in (pub, sub):
             proc.kill()
@@ -262,8 +251,7 @@ def test_membarrier_less_python_subscriber_of_a_go_ring(ring_name: str, gen_dir:
 
 def test_tachyon_fences_strong_makes_a_creator_strong(ring_name: str, gen_dir: Path) -> None:
     """TACHYON_FENCES=strong in a creator's environment: a strong ring, whatever membarrier offers."""
-    pub = subprocess.Popen(pypeer_argv(gen_dir, "pub", "--ring", ring_name, "--count", "1000", "--timeout-s", "60"),
-                           env=strong_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    pub = start(pypeer_argv(gen_dir, "pub", "--ring", ring_name, "--count", "1000", "--timeout-s", "60"), env=strong_env())
     try:
         with Subscriber.attach(ring_name, Message, timeout=30) as sub:
             st = sub.stats()
@@ -276,7 +264,7 @@ def test_tachyon_fences_strong_makes_a_creator_strong(ring_name: str, gen_dir: P
                         assert b
                         got += len(b)
             assert got == 1000
-        assert peer_summary(pub)["published"] == 1000
+        assert finish(pub)["published"] == 1000
     finally:
         pub.kill()
         pub.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import shutil
 import socket
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .support import Message, Tick, pypeer_argv, records
+from .support import Message, Tick, finish, pypeer_argv, records, start
 
 import tachyon
 from tachyon import FingerprintMismatch, InsecureSegment, Publisher, PublisherClosed, Subscriber
@@ -30,19 +29,6 @@ def sock_path() -> Iterator[str]:
     d = tempfile.mkdtemp(prefix="tpy-")
     yield f"{d}/ring.sock"
     shutil.rmtree(d, ignore_errors=True)
-
-
-def start(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(p: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
-    out, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, f"{p.args}: exit {p.returncode}\n{err}"
-    lines = out.strip().splitlines()
-    assert len(lines) == 1, f"{p.args}: want one JSON line, got {out!r}"
-    summary: dict[str, Any] = json.loads(lines[0])
-    return summary
 
 
 def assert_sealed(sub: Subscriber) -> None:  # type: ignore[type-arg]
