@@ -116,6 +116,7 @@ PROD_LOCK_LEN = LINE_SIZE
 
 # Registry line (0x180-0x1FF), writer: registry-lock holder (§5.3).
 OFF_REG_EPOCH = 0x180  # u64 atomic
+OFF_TABLE_HIGH = 0x188  # u32 atomic: 1 + the highest entry index ever registered (never decreases)
 
 # Subscriber entry fields, relative to the entry (§7).
 ENT_HEAD = 0x00  # u64 atomic, owner

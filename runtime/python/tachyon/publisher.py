@@ -79,9 +79,12 @@ class Publisher(Handle, Generic[P]):
         self._i_state = abi.OFF_PROD_STATE // 4
         self._i_scan_epoch = abi.OFF_SCAN_EPOCH // 8
         self._i_fences = abi.OFF_PROD_FENCES // 4
-        self._sleepers_lo = g.sleepers_offset
-        self._sleepers_hi = g.sleepers_offset + 4 * g.max_subs
-        self._no_sleepers = bytes(4 * g.max_subs)
+        self._i_table_high = abi.OFF_TABLE_HIGH // 4
+        # The sleeper flags below table_high, as one bytes comparison; the
+        # bound follows table_high as registrants raise it.
+        self._high = 0
+        self._sleepers_lo = self._sleepers_hi = g.sleepers_offset
+        self._no_sleepers = b""
         self._dtype = message.DTYPE
         # Every slot's message bytes, as (capacity, words) — u64 words when
         # the size allows, for fast vectorised copies.
@@ -400,7 +403,7 @@ class Publisher(Handle, Generic[P]):
         self._scan(self._cursor)
         w32, w64, fd = self._w32, self._w64, self._seg.fd
         n = 0
-        for i in range(self._max_subs):
+        for i in range(self._table_high()):
             e = self._table_off + abi.ENTRY_SIZE * i
             if w32.item((e + abi.ENT_STATE) // 4) != abi.ENT_ACTIVE:
                 continue
@@ -491,9 +494,20 @@ class Publisher(Handle, Generic[P]):
         if self._any_sleeper():
             self._publish()
 
+    def _table_high(self) -> int:
+        """How many entries were ever registered (the scans' bound, §5.3), at most max_subs."""
+        return min(int(self._w32.item(self._i_table_high)), self._max_subs)
+
     def _any_sleeper(self) -> bool:
-        # One bytes comparison over the sleeper flags: a flag is 0 or 1, and
-        # its bytes are read after the loads of any earlier program step.
+        # table_high first (a subscriber raises it before it registers, so
+        # before it can park), then one bytes comparison over the flags below
+        # it: a flag is 0 or 1, its bytes read after the earlier loads.
+        high = self._w32.item(self._i_table_high)
+        if high != self._high:
+            self._high = int(high)
+            n = self._table_high()
+            self._sleepers_hi = self._sleepers_lo + 4 * n
+            self._no_sleepers = bytes(4 * n)
         return self._mm[self._sleepers_lo : self._sleepers_hi] != self._no_sleepers
 
     def _wake_subscribers(self) -> None:
@@ -552,7 +566,7 @@ class Publisher(Handle, Generic[P]):
         self._epoch = epoch
         holds_back = self._policy != Policy.DROP_OLDEST
         blocker, min_head, blocker_head = -1, 0, 0
-        for i in range(self._max_subs):
+        for i in range(self._table_high()):
             e = self._table_off + abi.ENTRY_SIZE * i
             # state, generation, eviction word, then max_lag and head: the
             # registrant stores head and max_lag before state.

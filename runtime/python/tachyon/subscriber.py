@@ -103,6 +103,11 @@ class Subscriber(Handle, Generic[R]):
         # never skips before a lap: such a reader may take a committed slot
         # before the tail covers it (§8.5 step 1a).
         self._whole = self._window == self._cap
+        # protected: an unlimited subscriber of a block or drop_newest ring.
+        # The producer never overwrites a slot it has not released without
+        # evicting it first (and stores the eviction word before the slot),
+        # so its batches check that one word instead of every stamp (§8.5 4).
+        self._protected = max_lag == 0 and seg.header.policy != abi.Policy.DROP_OLDEST
         # strong: this subscriber fences its head stores and parks with a
         # fence — on a strong ring, or as a membarrier-less process on an
         # asymmetric one (§8.6).
@@ -477,7 +482,10 @@ class Subscriber(Handle, Generic[R]):
         w64[self._i_join] = provisional
         w32[(e + abi.ENT_FLAGS) // 4] = abi.ENT_FLAG_STRONG if self._asym and self._strong else 0
         w32[self._i_sleep] = 0
-        w32[self._i_state] = abi.ENT_JOINING  # after head and max_lag
+        i_high = abi.OFF_TABLE_HIGH // 4
+        if w32.item(i_high) <= self._idx:
+            w32[i_high] = self._idx + 1  # the producer scans (and checks sleepers) below it
+        w32[self._i_state] = abi.ENT_JOINING  # after head, max_lag and table_high
         _hook("register:joining")
 
         # Step 4: H5. We store the epoch, then load the tail; the producer
@@ -724,7 +732,7 @@ class Subscriber(Handle, Generic[R]):
             c = self._cursor
             pos = c & self._mask
             n = min(self._tail - c, max_n, self._cap - pos)
-            if n > 1:
+            if n > 1 and not self._protected:
                 ok = self._stamps[pos : pos + n] == self._committed(c, n)
                 if not ok.all():
                     n = int(ok.argmin())  # the first slot not (or no longer) committed
@@ -742,7 +750,10 @@ class Subscriber(Handle, Generic[R]):
         return self._evens[:n] + np.uint64((2 * start + 2) & _M)
 
     def _intact(self, start: int, pos: int, n: int) -> bool:
-        """Re-load the stamps of borrowed slots: unchanged means not overwritten."""
+        """Whether borrowed slots were not overwritten: a protected subscriber's
+        eviction word, else the slots' stamps re-loaded, unchanged."""
+        if self._protected:
+            return not self._is_evicted()
         if n == 1:
             return bool(self._w64.item(self._stamp_i(start)) == (2 * start + 2) & _M)
         return bool((self._stamps[pos : pos + n] == self._committed(start, n)).all())

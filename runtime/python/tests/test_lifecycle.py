@@ -138,3 +138,14 @@ def test_abandoned_handles_release_their_locks(ring_name: str) -> None:
     del pub
     assert not tachyon.inspect(ring_name).producer_alive
     tachyon.remove(ring_name)
+
+
+def test_dead_world_writable_ring_is_removed(ring_name: str) -> None:
+    """attach refuses a world-writable ring; remove removes it once its publisher is dead (ABI §10)."""
+    pub = Publisher.create(ring_name, Message, capacity=8)
+    os.chmod(f"/dev/shm/{ring_name}", 0o666)
+    with pytest.raises(tachyon.InsecureSegment, match="world-writable"):
+        Subscriber.attach(ring_name, Message)
+    del pub  # abandoned: dead, the name stays
+    assert tachyon.remove_stale(ring_name) == [ring_name]
+    assert not os.path.exists(f"/dev/shm/{ring_name}")
