@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -192,7 +193,14 @@ def test_pypeer_takes_a_ring_name_starting_with_a_dash(ring_name: str, gen_dir: 
     name = "-" + ring_name
     sub = start(pypeer_argv(gen_dir, "sub", "--ring", name, "--timeout-s", "30"))
     pub = start(pypeer_argv(gen_dir, "pub", "--ring", name, "--count", "1000", "--timeout-s", "30"))
-    p, s = finish(pub), finish(sub)
+    try:
+        p, s = finish(pub), finish(sub)
+    finally:
+        for proc in (pub, sub):
+            proc.kill()
+            proc.wait()
+        if os.path.lexists(f"/dev/shm/{name}"):
+            os.unlink(f"/dev/shm/{name}")
     assert (p["ring"], p["published"]) == (name, 1000)
     assert (s["ring"], s["received"], s["gaps"]) == (name, 1000, 0)
 
