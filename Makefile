@@ -6,14 +6,20 @@ GO      ?= go
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
+# The optional PyTorch venv (requirements-torch.txt), made by `make test-torch`.
+TORCH_VENV := .venv-torch
+# The demo's and the benchmark's torch stages run in it when it exists, else
+# in .venv, where they say torch is not installed and skip.
+TORCH_PY = $(if $(wildcard $(TORCH_VENV)/bin/python),$(TORCH_VENV)/bin/python,$(PY))
 BIN     := bin/tachyon-gen
 FUZZTIME ?= 5m
 CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
 
-.PHONY: all demo test test-go test-arm64 test-python test-cpp lint fmt golden bench bench-quick \
-        bench-python bench-go bench-geometry bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
+.PHONY: all demo test test-go test-arm64 test-python test-cpp test-consumer test-torch torch-venv lint fmt golden bench bench-quick \
+        bench-python bench-torch bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
+        tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
 
@@ -25,6 +31,13 @@ $(VENV)/.ready: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# The wheels tests/consumer's fresh venv installs offline (pip --find-links).
+WHEELS := build/wheels
+wheels: $(WHEELS)/.ready
+$(WHEELS)/.ready: tests/consumer/requirements.txt $(VENV)/.ready
+	$(VENV)/bin/pip download --quiet --disable-pip-version-check -d $(WHEELS) -r tests/consumer/requirements.txt
+	@touch $@
 
 ## generate: every example in every language, into build/gen/{go,python,cpp}
 generate: $(GEN)/.stamp
@@ -48,13 +61,15 @@ $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
 	@touch $@
 
-## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python
+## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python, then C++ -> torch
 demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
 	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
-	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@$(TORCH_PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@echo; echo "== C++ -> Python -> torch.nn MLP on the 48 payload bytes, CUDA or CPU (skipped without torch)"
+	@$(TORCH_PY) examples/pipeline/gpu_inference.py --cpp build/cpppeer --count 1000000 --gen-dir $(GEN)/python
 
 ## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
 test: lint test-go test-python
@@ -63,8 +78,10 @@ test: lint test-go test-python
 # The race detector allocates and slows the ring ~10x, so the
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
-# (examples/pipeline/peers) needs the venv.
-test-go: venv test-arm64
+# (examples/pipeline/peers) needs the venv; the consumer projects
+# (tests/consumer) build offline from the module cache and the wheels.
+test-go: venv wheels test-arm64
+	$(GO) mod download
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
 
@@ -82,10 +99,31 @@ test-arm64:
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
 
+## test-torch: tachyon.torch with real PyTorch, in its own venv (optional: torch
+## is ~2.8 GB of wheels; never part of `make test`). CUDA tests run where
+## torch.cuda.is_available(); on a machine without a GPU they are skipped.
+test-torch: torch-venv build/cpppeer
+	$(TORCH_VENV)/bin/python -m pytest -q runtime/python/tests_torch
+	$(TORCH_VENV)/bin/python -m mypy --strict --cache-dir build/mypy-torch runtime/python/tachyon  # its own cache: torch is found here
+
+torch-venv: $(TORCH_VENV)/.ready
+$(TORCH_VENV)/.ready: requirements-torch.txt requirements-dev.txt runtime/python/pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	nice $(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-torch.txt
+	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
+	touch $@
+
 # The C++ checks (g++ and clang++, C++17 and C++20, the CMake consumer) run
 # inside `go test ./gen/cpp`; this target runs them alone.
 test-cpp:
 	$(GO) test -count=1 ./gen/cpp
+
+# The projects of users (Go module, fresh venv, CMake find_package and
+# FetchContent, the CI layout check), built outside the checkout; in
+# `make test` too.
+test-consumer: venv wheels
+	$(GO) mod download
+	$(GO) test -count=1 -v ./tests/consumer
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -113,6 +151,17 @@ bench-quick: bench-deps
 
 bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
 
+## bench-peers: Tachyon beside Aeron, iceoryx2 and riyaneel's Tachyon, interleaved
+## rounds (minutes; builds the peers from crates.io and Maven Central, so it
+## needs the registries; writes bench-peers.json and bench-peers-*.svg/png;
+## PEERS_FLAGS="--rounds 7 --quiet-wait 3m", see bin/bench peers -h)
+PEERS_FLAGS ?=
+bench-peers: bench-deps bench-peers-deps
+	bin/bench peers $(PEERS_FLAGS)
+
+bench-peers-deps:
+	@bench/peers/build.sh
+
 bin/bench:
 	$(GO) build -o $@ ./bench
 
@@ -128,6 +177,10 @@ bench-go:
 # (docs/DECISIONS.md, "Benchmarks"): round trips and streams, Go <-> Go.
 bench-geometry:
 	$(GO) test -run '^$$' -bench Geometry -benchtime 200000x -count 3 ./runtime/ring
+
+# Ring -> torch throughput by batch size with its baselines, alone (make bench runs it too).
+bench-torch: torch-venv generate
+	$(TORCH_VENV)/bin/python runtime/python/bench_torch.py --full
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py
