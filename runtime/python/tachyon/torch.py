@@ -64,7 +64,7 @@ from collections.abc import Iterator, KeysView, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -297,6 +297,9 @@ class DeviceBatch:
         return f"<DeviceBatch {self._ring!r} start={self.start} n={self._n} {self.device} {state}>"
 
 
+_F = TypeVar("_F", bound="DeviceFeeder")
+
+
 class DeviceFeeder:
     """Consecutive batches of a subscriber as tensors on one device.
 
@@ -484,7 +487,7 @@ class DeviceFeeder:
                 ev.synchronize()
             self._staging = []
 
-    def __enter__(self) -> Self:
+    def __enter__(self: _F) -> _F:
         return self
 
     def __exit__(
