@@ -439,9 +439,11 @@ func TestReclaimDead(t *testing.T) {
 	sub, err := r.attach(SubscribeOptions{})
 	require.NoError(t, err)
 	sub.s.host.(*heapHost).kill()
-	t0 := time.Now()
 	publishTicks(t, pub, 100, true)
-	assert.Less(t, time.Since(t0), Watchdog+100*time.Millisecond)
+	// Reclaimed as soon as the producer looked (its liveness lock is
+	// gone), not after a watchdog sleep: counters, not the clock, so a
+	// loaded machine cannot fail it.
+	assert.Zero(t, pub.p.watchdogFires, "the producer slept a watchdog period on a dead subscriber")
 	assert.Equal(t, uint64(1), pub.p.evictions)
 	// The next registrant reuses the entry with a new generation.
 	sub2, err := r.attach(SubscribeOptions{})
@@ -1023,7 +1025,8 @@ func TestIdleCPU(t *testing.T) {
 	var m Tick
 	require.ErrorIs(t, sub.Recv(ctx, &m), context.DeadlineExceeded)
 	used, wall := cpu()-c0, time.Since(t0)
-	assert.InDelta(t, time.Second, wall, float64(60*time.Millisecond))
+	assert.GreaterOrEqual(t, wall, time.Second, "returned before its deadline")
+	assert.Less(t, wall, time.Second+Watchdog, "the deadline ends the sleep, not the watchdog")
 	assert.Less(t, used, 30*time.Millisecond, "idle subscriber CPU")
 	t.Logf("idle for %v: %v CPU (%.2f%%)", wall, used, 100*used.Seconds()/wall.Seconds())
 }
@@ -1041,7 +1044,8 @@ func TestRecvCancel(t *testing.T) {
 	t0 := time.Now()
 	_, err = sub.Borrow(ctx)
 	require.ErrorIs(t, err, context.Canceled)
-	assert.Less(t, time.Since(t0), 30*time.Millisecond+Watchdog/2)
+	assert.GreaterOrEqual(t, time.Since(t0), 30*time.Millisecond)
+	assert.Zero(t, sub.c.watchdogFires, "woken by the cancellation, not by the watchdog")
 }
 
 // TestSubscriberTableFull: N entries, then ErrNoEntry; a closed entry is
