@@ -206,18 +206,8 @@ int main(int argc, char** argv) {
 // requires re-encoding to give the same bytes); both print every field value
 // in the C++ oracle's format.
 func goOracle(files []*schema.File) string {
-	var imports, entries strings.Builder
-	seen := map[string]bool{}
-	for _, f := range files {
-		if !seen[f.Package] {
-			seen[f.Package] = true
-			fmt.Fprintf(&imports, "\t%q\n", "oracle/"+f.Package)
-		}
-	}
-	for _, s := range schematest.StructsOf(files) {
-		fmt.Fprintf(&entries, "\t{%q, %d, func() codec { return new(%s.%s) }},\n", s.File.Package+"."+s.Name, s.Size, s.File.Package, s.Name)
-	}
-	return strings.NewReplacer("//IMPORTS\n", imports.String(), "\t//ENTRIES\n", entries.String(),
+	imports, entries := schematest.GoCodecTable(files)
+	return strings.NewReplacer("//IMPORTS\n", imports, "\t//ENTRIES\n", entries,
 		"VALUES_PER_TYPE", fmt.Sprint(valuesPerType)).Replace(goMain)
 }
 
