@@ -1,6 +1,8 @@
 # Tachyon's front door. `make demo` runs the main job, `make test` every test.
-# A fresh clone needs only Go, Python 3 and a C++ compiler: the Python venv
-# (.venv, from requirements-dev.txt) is created on first use.
+# A fresh clone needs Go, Python 3, a C++ compiler and Rust (cargo, rustfmt,
+# clippy): the Python venv (.venv, from requirements-dev.txt) is created on
+# first use, and the crates of the Cargo.lock files are fetched once (the
+# only step that needs crates.io); every cargo run after that is --offline.
 
 GO      ?= go
 PYTHON  ?= python3
@@ -11,8 +13,11 @@ FUZZTIME ?= 5m
 CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
+CARGO   ?= cargo
+# The Cargo.lock files whose crates the tests build against.
+CARGO_LOCKS := Cargo.lock gen/rust/testdata/oracle-deps/Cargo.lock
 
-.PHONY: all demo test test-go test-python test-cpp lint fmt golden bench bench-quick \
+.PHONY: all demo test test-go test-python test-cpp test-rust rust-deps lint fmt golden bench bench-quick \
         bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
@@ -26,12 +31,20 @@ $(VENV)/.ready: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## generate: every example in every language, into build/gen/{go,python,cpp}
+# rust-deps: the crates of every Cargo.lock, into Cargo's cache (online, once).
+rust-deps: build/.cargo-fetched
+build/.cargo-fetched: $(CARGO_LOCKS)
+	@mkdir -p build
+	$(CARGO) fetch --locked --quiet
+	$(CARGO) fetch --locked --quiet --manifest-path gen/rust/testdata/oracle-deps/Cargo.toml
+	@touch $@
+
+## generate: every example in every language, into build/gen/{go,python,cpp,rust}
 generate: $(GEN)/.stamp
 $(GEN)/.stamp: examples/*.tsch $(shell find schema gen cmd -name '*.go' -not -name '*_test.go')
 	$(GO) build -o $(BIN) ./cmd/tachyon-gen
 	@rm -rf $(GEN) && mkdir -p $(GEN)
-	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp examples/*.tsch
+	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp --rust-out $(GEN)/rust examples/*.tsch
 	@touch $@
 
 ## peers: the Go, C++ and Python interop peers (examples/pipeline/PEERS.md)
@@ -56,20 +69,28 @@ demo: peers
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
 	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
 
-## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
-test: lint test-go test-python
+## test: every test (Go with -race, Python, C++, Rust, the interop matrix), plus lint
+test: lint test-go test-python test-rust
 	@echo "make test: all green"
 
 # The race detector allocates and slows the ring ~10x, so the
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
 # (examples/pipeline/peers) needs the venv.
-test-go: venv
+# gen/rust's tests build Rust crates with cargo --offline.
+test-go: venv rust-deps
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
 
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
+
+# The Rust crates of the workspace (runtime/rust): formatted, clippy-clean,
+# tested. The generated Rust is tested by `go test ./gen/rust` (test-go).
+test-rust: rust-deps
+	$(CARGO) fmt --all --check
+	nice $(CARGO) clippy --offline --workspace --all-targets -- -D warnings
+	nice $(CARGO) test --offline --workspace
 
 # The C++ checks (g++ and clang++, C++17 and C++20, the CMake consumer) run
 # inside `go test ./gen/cpp`; this target runs them alone.
@@ -83,6 +104,7 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+	$(CARGO) fmt --all
 	$(GO) run ./cmd/tachyon-gen fmt -w examples/*.tsch
 
 ## golden: rewrite every golden file from the current generators
