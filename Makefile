@@ -17,8 +17,9 @@ CARGO   ?= cargo
 # The Cargo.lock files whose crates the tests build against.
 CARGO_LOCKS := Cargo.lock gen/rust/testdata/oracle-deps/Cargo.lock
 
-.PHONY: all demo test test-go test-python test-cpp test-rust rust-deps lint fmt golden bench bench-quick \
-        bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
+.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer lint fmt golden bench bench-quick \
+        bench-python bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
+        tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
 
@@ -30,6 +31,13 @@ $(VENV)/.ready: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
+
+# The wheels tests/consumer's fresh venv installs offline (pip --find-links).
+WHEELS := build/wheels
+wheels: $(WHEELS)/.ready
+$(WHEELS)/.ready: tests/consumer/requirements.txt $(VENV)/.ready
+	$(VENV)/bin/pip download --quiet --disable-pip-version-check -d $(WHEELS) -r tests/consumer/requirements.txt
+	@touch $@
 
 # rust-deps: the crates of every Cargo.lock, into Cargo's cache (online, once).
 rust-deps: build/.cargo-fetched
@@ -76,11 +84,24 @@ test: lint test-go test-python test-rust
 # The race detector allocates and slows the ring ~10x, so the
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
-# (examples/pipeline/peers) needs the venv.
+# (examples/pipeline/peers) needs the venv; the consumer projects
+# (tests/consumer) build offline from the module cache and the wheels;
 # gen/rust's tests build Rust crates with cargo --offline.
-test-go: venv rust-deps
+test-go: venv wheels test-arm64 rust-deps
+	$(GO) mod download
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
+
+# The Go ring's arm64 build (its store barrier is assembly) runs the
+# protocol tests under qemu's user-mode emulation. qemu does not model
+# arm64's weak ordering, so this proves the code runs, not the barrier: the
+# argument for that is in runtime/ABI.md §8.1.
+ARM64_TESTS := TestGoldenABI|TestRace|TestWakeAtTheBrink|TestTornReadDropOldest|TestParkedWakeups|TestHeapStreams|TestLossyMaxLag
+test-arm64:
+	@command -v qemu-aarch64 >/dev/null || { echo "qemu-aarch64 not found: apt-get install qemu-user (.ci/run installs it)"; exit 1; }
+	@mkdir -p build
+	GOARCH=arm64 $(GO) test -c -o build/ring-arm64.test ./runtime/ring
+	cd runtime/ring && qemu-aarch64 ../../build/ring-arm64.test -test.short -test.count=1 -test.run '$(ARM64_TESTS)'
 
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
@@ -97,10 +118,18 @@ test-rust: rust-deps
 test-cpp:
 	$(GO) test -count=1 ./gen/cpp
 
+# The projects of users (Go module, fresh venv, CMake find_package and
+# FetchContent, the CI layout check), built outside the checkout; in
+# `make test` too.
+test-consumer: venv wheels
+	$(GO) mod download
+	$(GO) test -count=1 -v ./tests/consumer
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOARCH=arm64 $(GO) vet ./runtime/ring
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -123,6 +152,17 @@ bench-quick: bench-deps
 
 bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
 
+## bench-peers: Tachyon beside Aeron, iceoryx2 and riyaneel's Tachyon, interleaved
+## rounds (minutes; builds the peers from crates.io and Maven Central, so it
+## needs the registries; writes bench-peers.json and bench-peers-*.svg/png;
+## PEERS_FLAGS="--rounds 7 --quiet-wait 3m", see bin/bench peers -h)
+PEERS_FLAGS ?=
+bench-peers: bench-deps bench-peers-deps
+	bin/bench peers $(PEERS_FLAGS)
+
+bench-peers-deps:
+	@bench/peers/build.sh
+
 bin/bench:
 	$(GO) build -o $@ ./bench
 
@@ -133,6 +173,11 @@ build/bench/%: runtime/cpp/bench/%.c runtime/cpp/bench/floor.h
 # Go micro-benchmarks (codec, compiler, ring) with the testing package.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./schema ./gen/... ./examples/... ./runtime/ring
+
+# ABI v2's slot layouts and fences, message size by message size
+# (docs/DECISIONS.md, "Benchmarks"): round trips and streams, Go <-> Go.
+bench-geometry:
+	$(GO) test -run '^$$' -bench Geometry -benchtime 200000x -count 3 ./runtime/ring
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py

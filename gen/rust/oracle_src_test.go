@@ -365,7 +365,7 @@ fn main() {
 // `read FILE` decodes them with UnmarshalBinary (re-encoding must give the
 // same bytes); both print every field value in the Rust program's format.
 func goOracle(files []*schema.File) string {
-	imports, entries := schematest.GoCodecTable(files)
+	imports, entries := schematest.GoCodecTable(files, schematest.StructsOf(files))
 	return strings.NewReplacer("//IMPORTS\n", imports, "\t//ENTRIES\n", entries,
 		"VALUES_PER_TYPE", fmt.Sprint(valuesPerType)).Replace(goMain)
 }

@@ -6,7 +6,7 @@ import (
 	"math/bits"
 )
 
-// The constants below are the byte-level ABI of a ring segment, version 1.
+// The constants below are the byte-level ABI of a ring segment, version 2.
 // runtime/ABI.md is their prose form; the two must change together, and the
 // golden vectors under golden/abi pin the bytes.
 const (
@@ -14,14 +14,16 @@ const (
 	// read as a little-endian uint64.
 	Magic uint64 = 0x474E495248434154
 	// ABIVersion is the version of the segment layout this package speaks.
-	ABIVersion uint32 = 1
+	ABIVersion uint32 = 2
 
 	// HeaderSize is the size of the fixed header (four 128-byte lines).
 	HeaderSize = 512
-	// LineSize is the cache-line granularity of every independently written
-	// region of the segment (two 64-byte lines, against adjacent-line
-	// prefetch).
+	// LineSize is the granularity of every independently written region of
+	// the segment (two 64-byte lines, against adjacent-line prefetch).
 	LineSize = 128
+	// CacheLine is the size of one cache line: the slot granularity of the
+	// line slot layout.
+	CacheLine = 64
 	// EntrySize is the size of one subscriber table entry.
 	EntrySize = 128
 
@@ -59,15 +61,29 @@ const (
 	offSegSize     = 0x58 // u64
 	offLivenessNs  = 0x60 // u64
 	offCreatedNs   = 0x68 // u64 (volatile: wall clock at creation)
-	offBatch       = 0x70 // u32 (producer batch K, informational)
-	offFlags       = 0x74 // u32 (must be 0 in v1)
-	offReserved0   = 0x78 // u64 (must be 0 in v1)
+	offBatch       = 0x70 // u32 (producer batch K)
+	offFlags       = 0x74 // u32: flagLineSlots | flagAsymFences
+	offEvictOff    = 0x78 // u64 (derived: the producer's eviction table)
+)
+
+// Bits of the identity line's flags word.
+const (
+	// flagLineSlots: every slot starts on a cache line and spans whole
+	// lines (the line slot layout); otherwise slots are packed.
+	flagLineSlots = 1 << 0
+	// flagAsymFences: the creator registered for
+	// membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED); the hot sides of the
+	// handshakes use no fence and the parking sides issue a membarrier
+	// (ABI.md §8, "Fences").
+	flagAsymFences = 1 << 1
+	knownFlags     = flagLineSlots | flagAsymFences
 )
 
 // Producer hot line (0x080-0x0FF): written only by the producer.
 const (
-	offTail         = 0x80 // u64; its low 32 bits are the subscribers' futex word
+	offTail         = 0x80 // u64: published count
 	offDroppedNewst = 0x88 // u64: DropNewest rejections
+	offNotify       = 0x90 // u32: eventcount the subscribers' futex waits on
 )
 
 // Producer control line (0x100-0x17F): written only by the producer; the
@@ -80,6 +96,8 @@ const (
 	offProdStartTime = 0x110 // u64: /proc/PID/stat starttime (clock ticks)
 	offProdHeartbeat = 0x118 // u64: CLOCK_MONOTONIC ns
 	offProdWaitHead  = 0x120 // u64: head that entry must reach to wake it
+	offProdScanEpoch = 0x128 // u64: registry epoch its latest table scan saw
+	offProdFences    = 0x130 // u32: 0 light, 1 strong (the producer's hot side)
 	prodLockStart    = 0x100
 	prodLockLen      = LineSize
 )
@@ -87,22 +105,32 @@ const (
 // Registry line (0x180-0x1FF): written only while holding flock(LOCK_EX) on
 // the segment.
 const (
-	offRegEpoch = 0x180 // u64: incremented on every table change
+	offRegEpoch  = 0x180 // u64: incremented on every table change
+	offTableHigh = 0x188 // u32: 1 + the highest entry index ever registered (monotonic)
 )
 
 // Subscriber entry fields, relative to the entry.
 const (
-	entHead      = 0x00 // u64, owner; low 32 bits are the producer's futex word
+	entHead      = 0x00 // u64, owner
 	entReceived  = 0x08 // u64, owner
 	entDropped   = 0x10 // u64, owner
 	entHeartbeat = 0x18 // u64, owner: CLOCK_MONOTONIC ns
-	entState     = 0x20 // u32, under flock
-	entPID       = 0x24 // u32, under flock
-	entGen       = 0x28 // u64, under flock
-	entMaxLag    = 0x30 // u64, under flock (0 = unlimited)
-	entStartTime = 0x38 // u64, under flock
-	entJoin      = 0x40 // u64, under flock: head at registration
-	entKey       = 0x48 // u64, under flock: SubscriberKey of a named subscriber, 0 if anonymous
+	entState     = 0x20 // u32, registry
+	entPID       = 0x24 // u32, registry
+	entGen       = 0x28 // u64, registry
+	entMaxLag    = 0x30 // u64, registry (0 = unlimited)
+	entStartTime = 0x38 // u64, registry
+	entJoin      = 0x40 // u64, registry: head at registration
+	entKey       = 0x48 // u64, registry: SubscriberKey of a named subscriber, 0 if anonymous
+	entWake      = 0x50 // u32, owner: eventcount the parked producer's futex waits on
+	entFlags     = 0x54 // u32, registry: entFlagStrong
+)
+
+// Bits of an entry's flags word.
+const (
+	// entFlagStrong: the owner could not register for membarrier, so on an
+	// asymmetric ring the producer must switch to strong fences for it.
+	entFlagStrong = 1 << 0
 )
 
 // Values of the ready word.
@@ -118,11 +146,13 @@ const (
 	prodClosed = 2
 )
 
-// Subscriber entry states (entState).
+// Subscriber entry states (entState). An entry is evicted when the
+// producer's eviction word for it equals its generation; the state does not
+// change (the producer never writes the table).
 const (
 	entFree    = 0
-	entActive  = 1
-	entEvicted = 2
+	entJoining = 1 // registering: holds the producer back, not yet counted
+	entActive  = 2
 )
 
 // Policy is the producer's behaviour when the ring is full. It is chosen at
@@ -154,17 +184,62 @@ func (p Policy) String() string {
 	return fmt.Sprintf("policy(%d)", uint32(p))
 }
 
+// SlotLayout is how slots are laid out in a segment (ABI.md §3). It is
+// chosen at creation and recorded in the header.
+type SlotLayout int
+
+const (
+	// SlotAuto picks SlotLine when a slot of the line layout is a single
+	// cache line (a stamp and a message of at most 56 bytes), SlotPacked
+	// otherwise: the measurements behind the rule are in docs/DECISIONS.md.
+	SlotAuto SlotLayout = iota
+	// SlotPacked packs slots at 8-byte (or the message's) alignment: least
+	// memory, and a slot may straddle cache lines.
+	SlotPacked
+	// SlotLine starts every slot on a cache line and rounds it up to whole
+	// lines, so a message moves in as few lines as it can.
+	SlotLine
+)
+
+// String returns the layout's name.
+func (l SlotLayout) String() string {
+	switch l {
+	case SlotAuto:
+		return "auto"
+	case SlotPacked:
+		return "packed"
+	case SlotLine:
+		return "line"
+	}
+	return fmt.Sprintf("layout(%d)", int(l))
+}
+
+// resolve returns the concrete layout for a message of the given size and
+// alignment.
+func (l SlotLayout) resolve(msgSize, msgAlign uint64) SlotLayout {
+	if l != SlotAuto {
+		return l
+	}
+	if max(8, msgAlign)+msgSize <= CacheLine {
+		return SlotLine
+	}
+	return SlotPacked
+}
+
 // geometry is every offset and size of a segment, derived from four primary
-// values. Readers recompute it and compare it with the stored copy.
+// values and the slot layout. Readers recompute it and compare it with the
+// stored copy.
 type geometry struct {
 	msgSize    uint64
 	msgAlign   uint64
+	lineSlots  bool
 	slotMsgOff uint64
 	slotSize   uint64
 	capacity   uint64
 	mask       uint64
 	maxSubs    uint64
 	sleepersOf uint64
+	evictOff   uint64
 	tableOff   uint64
 	slotsOff   uint64
 	segSize    uint64
@@ -175,8 +250,8 @@ func roundUp(x, a uint64) uint64 { return (x + a - 1) &^ (a - 1) }
 func isPow2(x uint64) bool { return x != 0 && x&(x-1) == 0 }
 
 // computeGeometry derives a segment's layout; it is the only place offsets
-// are computed (ABI.md "Derived layout").
-func computeGeometry(msgSize, msgAlign, capacity, maxSubs uint64) (geometry, error) {
+// are computed (ABI.md §3, "Derived layout").
+func computeGeometry(msgSize, msgAlign, capacity, maxSubs uint64, lineSlots bool) (geometry, error) {
 	switch {
 	case msgSize == 0 || msgSize > MaxMessageSize:
 		return geometry{}, fmt.Errorf("message size %d outside [1, %d]", msgSize, MaxMessageSize)
@@ -189,12 +264,16 @@ func computeGeometry(msgSize, msgAlign, capacity, maxSubs uint64) (geometry, err
 	case maxSubs == 0 || maxSubs > MaxSubscribers:
 		return geometry{}, fmt.Errorf("subscriber table size %d outside [1, %d]", maxSubs, MaxSubscribers)
 	}
-	g := geometry{msgSize: msgSize, msgAlign: msgAlign, capacity: capacity, mask: capacity - 1, maxSubs: maxSubs}
-	slotAlign := max(8, msgAlign)
-	g.slotMsgOff = slotAlign
+	g := geometry{msgSize: msgSize, msgAlign: msgAlign, lineSlots: lineSlots, capacity: capacity, mask: capacity - 1, maxSubs: maxSubs}
+	g.slotMsgOff = max(8, msgAlign)
+	slotAlign := g.slotMsgOff
+	if lineSlots {
+		slotAlign = max(CacheLine, msgAlign)
+	}
 	g.slotSize = roundUp(g.slotMsgOff+msgSize, slotAlign)
 	g.sleepersOf = HeaderSize
-	g.tableOff = g.sleepersOf + roundUp(4*maxSubs, LineSize)
+	g.evictOff = g.sleepersOf + roundUp(4*maxSubs, LineSize)
+	g.tableOff = g.evictOff + roundUp(8*maxSubs, LineSize)
 	g.slotsOff = roundUp(g.tableOff+EntrySize*maxSubs, max(LineSize, msgAlign))
 	hi, slots := bits.Mul64(g.slotSize, capacity)
 	if hi != 0 || slots > MaxSegmentSize || g.slotsOff+slots > MaxSegmentSize {
@@ -210,9 +289,22 @@ type header struct {
 	typeID      uint32
 	policy      Policy
 	batch       uint32
+	asymFences  bool
 	livenessNs  uint64
 	createdNs   uint64
 	geo         geometry
+}
+
+// flags returns the identity line's flags word.
+func (h *header) flags() uint32 {
+	var f uint32
+	if h.geo.lineSlots {
+		f |= flagLineSlots
+	}
+	if h.asymFences {
+		f |= flagAsymFences
+	}
+	return f
 }
 
 // encodeIdentity writes the identity line (all of it but the ready word) into
@@ -239,8 +331,8 @@ func encodeIdentity(b []byte, h *header) {
 	le.PutUint64(b[offLivenessNs:], h.livenessNs)
 	le.PutUint64(b[offCreatedNs:], h.createdNs)
 	le.PutUint32(b[offBatch:], h.batch)
-	le.PutUint32(b[offFlags:], 0)
-	le.PutUint64(b[offReserved0:], 0)
+	le.PutUint32(b[offFlags:], h.flags())
+	le.PutUint64(b[offEvictOff:], g.evictOff)
 }
 
 // decodeHeader validates the identity line in b (a private copy of the
@@ -256,7 +348,7 @@ func decodeHeader(b []byte) (header, error) {
 		return header{}, fmt.Errorf("%w: magic %#016x, want %#016x", ErrCorrupt, m, Magic)
 	}
 	if v := le.Uint32(b[offVersion:]); v != ABIVersion {
-		return header{}, fmt.Errorf("%w: ABI version %d, want %d", ErrVersion, v, ABIVersion)
+		return header{}, fmt.Errorf("%w: the segment is ABI version %d, this client speaks version %d", ErrVersion, v, ABIVersion)
 	}
 	if r := le.Uint32(b[offReady:]); r != readyReady {
 		if r == readyInit {
@@ -264,11 +356,16 @@ func decodeHeader(b []byte) (header, error) {
 		}
 		return header{}, fmt.Errorf("%w: ready word %d, want %d", ErrCorrupt, r, readyReady)
 	}
+	flags := le.Uint32(b[offFlags:])
+	if flags&^knownFlags != 0 {
+		return header{}, fmt.Errorf("%w: flags %#x, want only bits of %#x", ErrCorrupt, flags, knownFlags)
+	}
 	h := header{
 		fingerprint: le.Uint64(b[offFingerprint:]),
 		typeID:      le.Uint32(b[offTypeID:]),
 		policy:      Policy(le.Uint32(b[offPolicy:])),
 		batch:       le.Uint32(b[offBatch:]),
+		asymFences:  flags&flagAsymFences != 0,
 		livenessNs:  le.Uint64(b[offLivenessNs:]),
 		createdNs:   le.Uint64(b[offCreatedNs:]),
 	}
@@ -276,7 +373,7 @@ func decodeHeader(b []byte) (header, error) {
 		return header{}, fmt.Errorf("%w: policy %d, want 0, 1 or 2", ErrCorrupt, uint32(h.policy))
 	}
 	g, err := computeGeometry(uint64(le.Uint32(b[offMsgSize:])), uint64(le.Uint32(b[offMsgAlign:])),
-		le.Uint64(b[offCapacity:]), uint64(le.Uint32(b[offMaxSubs:])))
+		le.Uint64(b[offCapacity:]), uint64(le.Uint32(b[offMaxSubs:])), flags&flagLineSlots != 0)
 	if err != nil {
 		return header{}, fmt.Errorf("%w: %v", ErrCorrupt, err)
 	}
@@ -294,11 +391,10 @@ func decodeHeader(b []byte) (header, error) {
 		{"slot message offset", uint64(le.Uint32(b[offSlotMsgOff:])), g.slotMsgOff},
 		{"header size", uint64(le.Uint32(b[offHeaderSize:])), HeaderSize},
 		{"sleepers offset", le.Uint64(b[offSleepersOff:]), g.sleepersOf},
+		{"eviction table offset", le.Uint64(b[offEvictOff:]), g.evictOff},
 		{"table offset", le.Uint64(b[offTableOff:]), g.tableOff},
 		{"slots offset", le.Uint64(b[offSlotsOff:]), g.slotsOff},
 		{"segment size", le.Uint64(b[offSegSize:]), g.segSize},
-		{"flags", uint64(le.Uint32(b[offFlags:])), 0},
-		{"reserved", le.Uint64(b[offReserved0:]), 0},
 	}
 	for _, c := range checks {
 		if c.got != c.want {

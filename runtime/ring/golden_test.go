@@ -55,10 +55,10 @@ func TestGoldenABI(t *testing.T) {
 		title string
 		build func(t *testing.T, name string) []byte
 	}{
-		{"tick_block_v1.hex", "ABI v1: Tick (64 B, align 8, id 1, fp 0x7ac49e0f1d2b3c4d), capacity 8, 2 entries, block, batch 2, liveness 2s; " +
+		{"tick_block_v2.hex", "ABI v2: Tick (64 B, align 8, id 1, fp 0x7ac49e0f1d2b3c4d), capacity 8, 2 entries, block, batch 2, liveness 2s, packed slots, strong fences; " +
 			"one unlimited subscriber (entry 0) attached; messages 0,1,2 published (fill(seq)) and flushed; 1 received",
 			func(t *testing.T, name string) []byte {
-				pub, err := Create[Tick](name, Options{Capacity: 8, MaxSubscribers: 2, Batch: 2, LivenessTimeout: 2 * time.Second})
+				pub, err := Create[Tick](name, Options{Capacity: 8, MaxSubscribers: 2, Batch: 2, LivenessTimeout: 2 * time.Second, Fences: FencesStrong})
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = pub.Close() })
 				sub, err := Attach[Tick](name, SubscribeOptions{})
@@ -71,10 +71,11 @@ func TestGoldenABI(t *testing.T) {
 				sub.c.flushStats()
 				return append([]byte(nil), pub.s.mem...)
 			}},
-		{"book_drop_oldest_v1.hex", "ABI v1: Book (64 B, align 64, id 2, fp 0xb00c000000000002), capacity 4, 1 entry, drop_oldest, batch 1, liveness 1s; " +
+		{"book_drop_oldest_v2.hex", "ABI v2: Book (64 B, align 64, id 2, fp 0xb00c000000000002), capacity 4, 1 entry, drop_oldest, batch 1, liveness 1s, line slots, strong fences; " +
 			"one subscriber with max_lag 2 attached; messages 0..5 published (Seq=i, Check=^i); 1 received (4, after skipping 0..3)",
 			func(t *testing.T, name string) []byte {
-				pub, err := Create[Book](name, Options{Capacity: 4, MaxSubscribers: 1, Policy: DropOldest, LivenessTimeout: time.Second})
+				pub, err := Create[Book](name, Options{Capacity: 4, MaxSubscribers: 1, Policy: DropOldest, LivenessTimeout: time.Second,
+					SlotLayout: SlotLine, Fences: FencesStrong})
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = pub.Close() })
 				sub, err := Attach[Book](name, SubscribeOptions{MaxLag: 2})
@@ -89,6 +90,26 @@ func TestGoldenABI(t *testing.T) {
 				var b Book
 				require.NoError(t, sub.TryRecv(&b))
 				require.Equal(t, uint64(4), b.Seq)
+				sub.c.flushStats()
+				return append([]byte(nil), pub.s.mem...)
+			}},
+		{"small_line_asym_v2.hex", "ABI v2: Small (16 B, align 8, id 3, fp 0x5a11000000000003), capacity 4, 1 entry, block, batch 1, liveness 1s, line slots (auto), asymmetric fences; " +
+			"one unlimited subscriber that cannot issue membarrier (entry flag strong) attached; messages 0,1,2 published (Seq=i, Value=i*i); 2 received",
+			func(t *testing.T, name string) []byte {
+				pub, err := Create[Small](name, Options{Capacity: 4, MaxSubscribers: 1, LivenessTimeout: time.Second, forceAsym: true})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = pub.Close() })
+				sub, err := Attach[Small](name, SubscribeOptions{noMembarrier: true})
+				require.NoError(t, err)
+				t.Cleanup(func() { _ = sub.Close() })
+				for i := uint64(0); i < 3; i++ {
+					require.NoError(t, pub.Publish(&Small{Seq: i, Value: i * i}))
+				}
+				var m Small
+				for i := uint64(0); i < 2; i++ {
+					require.NoError(t, sub.TryRecv(&m))
+					require.Equal(t, i*i, m.Value)
+				}
 				sub.c.flushStats()
 				return append([]byte(nil), pub.s.mem...)
 			}},

@@ -20,6 +20,8 @@ type Stats struct {
 	MessageSize     int
 	MessageAlign    int
 	SlotSize        int
+	SlotLayout      SlotLayout // SlotPacked or SlotLine
+	Fences          Fences     // FencesStrong or FencesAsymmetric (the ring's mode)
 	Capacity        uint64
 	Policy          Policy
 	Batch           int
@@ -28,7 +30,7 @@ type Stats struct {
 	LivenessTimeout time.Duration
 	Created         time.Time
 	Producer        ProducerStats
-	// Subscribers lists the active and evicted entries in table order.
+	// Subscribers lists the entries that are not free, in table order.
 	Subscribers []SubscriberStats
 	// Fill is how many published messages the slowest active subscriber
 	// has not read (at most Capacity).
@@ -39,7 +41,8 @@ type Stats struct {
 type ProducerStats struct {
 	State         string // "active", "closed" or "none"
 	PID           int
-	Alive         bool // its liveness lock is held
+	Alive         bool // its liveness lock is held (a write lock: a reader's lock does not count)
+	StrongFences  bool // its hot side fences (a strong ring, or a membarrier-less subscriber joined)
 	Published     uint64
 	DroppedNewest uint64
 	HeartbeatAge  time.Duration
@@ -48,9 +51,10 @@ type ProducerStats struct {
 // SubscriberStats is one subscriber entry of Stats.
 type SubscriberStats struct {
 	Index        int
-	State        string // "active" or "evicted"
+	State        string // "joining", "active", "evicted" (by the producer) or "dead" (its owner is gone)
 	PID          int
 	Alive        bool // its liveness lock is held
+	StrongFences bool // a membarrier-less subscriber (on an asymmetric ring)
 	Generation   uint64
 	MaxLag       uint64 // 0 = unlimited
 	Key          uint64 // SubscriberKey of a named subscriber, 0 if anonymous
@@ -101,6 +105,8 @@ func statsOf(s *shm) (st *Stats, err error) {
 		MessageSize:     int(g.msgSize),
 		MessageAlign:    int(g.msgAlign),
 		SlotSize:        int(g.slotSize),
+		SlotLayout:      SlotPacked,
+		Fences:          FencesStrong,
 		Capacity:        g.capacity,
 		Policy:          h.policy,
 		Batch:           int(h.batch),
@@ -109,6 +115,12 @@ func statsOf(s *shm) (st *Stats, err error) {
 		LivenessTimeout: time.Duration(h.livenessNs),
 		Created:         time.Unix(0, int64(h.createdNs)),
 	}
+	if g.lineSlots {
+		st.SlotLayout = SlotLine
+	}
+	if h.asymFences {
+		st.Fences = FencesAsymmetric
+	}
 	tail := atomic.LoadUint64(s.u64(offTail))
 	p := &st.Producer
 	p.Published = tail
@@ -116,6 +128,7 @@ func statsOf(s *shm) (st *Stats, err error) {
 	p.PID = int(atomic.LoadUint32(s.u32(offProdPID)))
 	p.HeartbeatAge = age(now, atomic.LoadUint64(s.u64(offProdHeartbeat)))
 	p.Alive = s.host.producerAlive()
+	p.StrongFences = atomic.LoadUint32(s.u32(offProdFences)) == fencesStrong
 	switch atomic.LoadUint32(s.u32(offProdState)) {
 	case prodActive:
 		p.State = "active"
@@ -137,6 +150,7 @@ func statsOf(s *shm) (st *Stats, err error) {
 			Index:        i,
 			PID:          int(atomic.LoadUint32(s.u32(e + entPID))),
 			Alive:        s.host.entryAlive(i),
+			StrongFences: atomic.LoadUint32(s.u32(e+entFlags))&entFlagStrong != 0,
 			Generation:   atomic.LoadUint64(s.u64(e + entGen)),
 			MaxLag:       atomic.LoadUint64(s.u64(e + entMaxLag)),
 			Key:          atomic.LoadUint64(s.u64(e + entKey)),
@@ -146,16 +160,21 @@ func statsOf(s *shm) (st *Stats, err error) {
 			HeartbeatAge: age(now, atomic.LoadUint64(s.u64(e+entHeartbeat))),
 		}
 		sub.Lag = sat(tail, sub.Head)
-		switch state {
-		case entActive:
+		evicted := atomic.LoadUint64(s.evictedWord(i)) == sub.Generation
+		switch {
+		case state != entJoining && state != entActive:
+			sub.State = "invalid"
+		case evicted && sub.Alive:
+			sub.State = "evicted"
+		case !sub.Alive:
+			sub.State = "dead"
+		case state == entJoining:
+			sub.State = "joining"
+		default:
 			sub.State = "active"
 			if !any || sub.Head < minHead {
 				minHead, any = sub.Head, true
 			}
-		case entEvicted:
-			sub.State = "evicted"
-		default:
-			sub.State = "invalid"
 		}
 		st.Subscribers = append(st.Subscribers, sub)
 	}
@@ -180,8 +199,13 @@ func WriteStats(w io.Writer, st *Stats) error {
 	fmt.Fprintf(tw, "ring\t%s\n", st.Name)
 	fmt.Fprintf(tw, "message\ttype id %d, fingerprint %#016x, %d B (align %d), slot %d B\n",
 		st.TypeID, st.Fingerprint, st.MessageSize, st.MessageAlign, st.SlotSize)
-	fmt.Fprintf(tw, "geometry\t%d slots, policy %s, batch %d, %d subscriber entries, %d B, ABI v%d\n",
-		st.Capacity, st.Policy, st.Batch, st.MaxSubscribers, st.SegmentSize, st.ABIVersion)
+	fmt.Fprintf(tw, "geometry\t%d %s slots, policy %s, batch %d, %d subscriber entries, %d B, ABI v%d\n",
+		st.Capacity, st.SlotLayout, st.Policy, st.Batch, st.MaxSubscribers, st.SegmentSize, st.ABIVersion)
+	fences := st.Fences.String()
+	if st.Fences == FencesAsymmetric && p.StrongFences {
+		fences += " (the producer fences for a membarrier-less subscriber)"
+	}
+	fmt.Fprintf(tw, "fences\t%s\n", fences)
 	fmt.Fprintf(tw, "producer\t%s, pid %d, alive %s, published %d, dropped %d, heartbeat %v ago\n",
 		p.State, p.PID, alive(p.Alive), p.Published, p.DroppedNewest, p.HeartbeatAge.Round(time.Millisecond))
 	fmt.Fprintf(tw, "fill\t%d/%d (%.1f%%)\n", st.Fill, st.Capacity, 100*float64(st.Fill)/float64(max(st.Capacity, 1)))

@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unsafe"
@@ -39,9 +40,19 @@ type Options struct {
 	// with fchmod, so the umask does not filter it. World-writable modes
 	// are refused.
 	Mode os.FileMode
+	// SlotLayout is how slots are laid out (default SlotAuto: one cache
+	// line per slot when the message fits in 56 bytes, packed otherwise).
+	SlotLayout SlotLayout
+	// Fences chooses how the ring's handshakes are fenced (default
+	// FencesAuto: asymmetric, with membarrier, where this process can
+	// register for it).
+	Fences Fences
 
 	// spin overrides defaultSpin (tests: 0 forces parking).
 	spin int
+	// forceAsym marks the ring asymmetric without registering for
+	// membarrier (golden vectors must not depend on the machine).
+	forceAsym bool
 }
 
 // SubscribeOptions configure a subscriber at attach.
@@ -66,7 +77,40 @@ type SubscribeOptions struct {
 	// Start is where a named subscriber that takes over an entry resumes.
 	Start Start
 
-	spin int
+	spin         int
+	noMembarrier bool // tests: join as a membarrier-less process would
+}
+
+// Fences says how a ring's cross-process handshakes are fenced (ABI.md
+// §8.6). It is chosen at creation and recorded in the header.
+type Fences int
+
+const (
+	// FencesAuto uses asymmetric fences where the creating process can
+	// register for membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), strong
+	// fences otherwise (seccomp, old kernels). TACHYON_FENCES=strong in the
+	// environment forces strong.
+	FencesAuto Fences = iota
+	// FencesStrong fences both sides of every handshake (a locked
+	// instruction on the publish and release paths).
+	FencesStrong
+	// FencesAsymmetric requires asymmetric fences: the publish and release
+	// paths carry no fence, and the rare parking and registration paths
+	// issue a membarrier. Create fails where it is unavailable.
+	FencesAsymmetric
+)
+
+// String returns the fence mode's name.
+func (f Fences) String() string {
+	switch f {
+	case FencesAuto:
+		return "auto"
+	case FencesStrong:
+		return "strong"
+	case FencesAsymmetric:
+		return "asymmetric"
+	}
+	return fmt.Sprintf("fences(%d)", int(f))
 }
 
 // Start says where a restarted named subscriber resumes reading.
@@ -131,6 +175,10 @@ func (o *Options) normalize() error {
 		return bad("negative timeout")
 	case o.Mode&^os.ModePerm != 0 || o.Mode&0o002 != 0:
 		return bad("mode %v (permission bits only, not world-writable)", o.Mode)
+	case o.SlotLayout < SlotAuto || o.SlotLayout > SlotLine:
+		return bad("slot layout %d", int(o.SlotLayout))
+	case o.Fences < FencesAuto || o.Fences > FencesAsymmetric:
+		return bad("fences %d", int(o.Fences))
 	}
 	return nil
 }
@@ -215,15 +263,28 @@ func newHeader[T Layout](op, name string, opts *Options) (header, error) {
 	if err := opts.normalize(); err != nil {
 		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	g, err := computeGeometry(id.size, id.align, uint64(opts.Capacity), uint64(opts.MaxSubscribers))
+	line := opts.SlotLayout.resolve(id.size, id.align) == SlotLine
+	g, err := computeGeometry(id.size, id.align, uint64(opts.Capacity), uint64(opts.MaxSubscribers), line)
 	if err != nil {
 		return header{}, fmt.Errorf("%s %q: %w: %v", op, name, ErrInvalidOptions, err)
+	}
+	asym := opts.forceAsym
+	switch opts.Fences {
+	case FencesAuto:
+		asym = membarrierRegistered()
+	case FencesAsymmetric:
+		if !membarrierRegistered() {
+			return header{}, fmt.Errorf("%s %q: %w: asymmetric fences need membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this process cannot register (kernel, seccomp or %s=strong)",
+				op, name, ErrUnsupported, fencesEnv)
+		}
+		asym = true
 	}
 	return header{
 		fingerprint: id.fingerprint,
 		typeID:      id.typeID,
 		policy:      opts.Policy,
 		batch:       uint32(opts.Batch),
+		asymFences:  asym,
 		livenessNs:  uint64(opts.LivenessTimeout),
 		createdNs:   uint64(time.Now().UnixNano()),
 		geo:         g,
@@ -303,7 +364,7 @@ func (p *Publisher[T]) Publish(msg *T) error {
 		return err
 	}
 	if raceEnabled {
-		copyToSlot(m, unsafe.Pointer(msg), uintptr(p.s.hdr.geo.slotSize-p.s.hdr.geo.slotMsgOff))
+		copyToSlot(m, unsafe.Pointer(msg), unsafe.Sizeof(*msg))
 	} else {
 		*(*T)(m) = *msg
 	}
@@ -312,6 +373,26 @@ func (p *Publisher[T]) Publish(msg *T) error {
 
 // Flush makes every committed message visible to subscribers now.
 func (p *Publisher[T]) Flush() { p.p.flush() }
+
+// Subscribers returns how many subscribers are registered (their
+// registration complete: every message published from now on reaches
+// them), alive and not evicted.
+func (p *Publisher[T]) Subscribers() int { return p.p.activeSubscribers() }
+
+// WaitSubscribers waits until at least n subscribers are registered
+// (Subscribers), polling the table; it returns ctx's error if ctx ends
+// first. A subscriber counted here receives every message published after
+// WaitSubscribers returns.
+func (p *Publisher[T]) WaitSubscribers(ctx context.Context, n int) error {
+	for p.p.activeSubscribers() < n {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("publish %q: %d of %d subscribers registered: %w", p.s.name, p.p.activeSubscribers(), n, ctx.Err())
+		case <-time.After(200 * time.Microsecond):
+		}
+	}
+	return nil
+}
 
 // Published returns how many messages have been committed.
 func (p *Publisher[T]) Published() uint64 { return p.p.cursor }
@@ -326,17 +407,25 @@ func (p *Publisher[T]) Close() error {
 	if p.s == nil {
 		return nil
 	}
-	p.p.close()
+	err := p.closeProducer()
 	if p.sealed != nil {
 		p.sealed.close()
 	}
-	var err error
 	if p.owner {
-		err = unlinkOwned(p.s.name, p.s.host)
+		err = errors.Join(err, unlinkOwned(p.s.name, p.s.host))
 	}
 	err = errors.Join(err, p.s.host.release())
 	p.s = nil
 	return err
+}
+
+// closeProducer publishes what is pending and marks the ring closed (a
+// segment truncated under us makes it an error; everything is released
+// regardless).
+func (p *Publisher[T]) closeProducer() (err error) {
+	defer guardFault(p.s.name, debug.SetPanicOnFault(true), &err)
+	p.p.close()
+	return nil
 }
 
 // Subscriber is one registered reader of a ring of T. It is not safe for
@@ -382,7 +471,8 @@ func subscribe[T Layout](s *shm, id identity, opts SubscribeOptions) (*Subscribe
 	} else if spin < 0 {
 		spin = 0
 	}
-	c, err := register(s, uint64(opts.MaxLag), spin, SubscriberKey(opts.Name), opts.Start)
+	c, err := register(s, registerOpts{maxLag: uint64(opts.MaxLag), spin: spin, key: SubscriberKey(opts.Name),
+		start: opts.Start, noMembarrier: opts.noMembarrier})
 	if err != nil {
 		s.host.release()
 		return nil, err
@@ -399,7 +489,8 @@ func (s *Subscriber[T]) Name() string { return s.s.name }
 // ErrOverwritten and what was read must be discarded. Borrow returns
 // ErrClosed or ErrPublisherDead once every message has been delivered,
 // ErrEvicted if the producer evicted this subscriber, or ctx's error.
-func (s *Subscriber[T]) Borrow(ctx context.Context) (*T, error) {
+func (s *Subscriber[T]) Borrow(ctx context.Context) (_ *T, err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
 		m, err := s.c.borrow()
 		if err != ErrEmpty {
@@ -412,7 +503,8 @@ func (s *Subscriber[T]) Borrow(ctx context.Context) (*T, error) {
 }
 
 // TryBorrow is Borrow without waiting: ErrEmpty if no message is ready.
-func (s *Subscriber[T]) TryBorrow() (*T, error) {
+func (s *Subscriber[T]) TryBorrow() (_ *T, err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	m, err := s.c.borrow()
 	return (*T)(m), err
 }
@@ -430,14 +522,23 @@ func (b Batch[T]) Len() int { return b.n }
 // At returns the i-th message of the batch in place.
 func (b Batch[T]) At(i int) *T {
 	if uint(i) >= uint(b.n) {
-		panic(fmt.Sprintf("ring: batch index %d out of range [0, %d)", i, b.n))
+		batchIndexPanic(i, b.n)
 	}
 	return (*T)(unsafe.Add(b.base, uintptr(i)*b.stride))
 }
 
+// batchIndexPanic is At's out-of-range panic, out of line so that At
+// inlines into the caller's loop.
+//
+//go:noinline
+func batchIndexPanic(i, n int) {
+	panic(fmt.Sprintf("ring: batch index %d out of range [0, %d)", i, n))
+}
+
 // BorrowBatch waits for at least one message and borrows up to max
 // contiguous ones (fewer at the ring's wrap point). Release releases them.
-func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (Batch[T], error) {
+func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (_ Batch[T], err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	if max < 1 {
 		max = 1
 	}
@@ -455,12 +556,16 @@ func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (Batch[T], err
 // Release ends the current borrow (single or batch). It returns
 // ErrOverwritten if any borrowed slot was overwritten meanwhile: then the
 // whole borrow must be discarded, and it was counted as dropped.
-func (s *Subscriber[T]) Release() error { return s.c.release() }
+func (s *Subscriber[T]) Release() (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
+	return s.c.release()
+}
 
 // TryRecv copies the next message into dst without waiting: ErrEmpty if
 // none is ready. A lossy subscriber never returns a torn message: a copy
 // overlapped by an overwrite is discarded, counted, and the next is read.
-func (s *Subscriber[T]) TryRecv(dst *T) error {
+func (s *Subscriber[T]) TryRecv(dst *T) (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	if s.c.nb != 0 {
 		return fmt.Errorf("receive %q: %w", s.s.name, ErrClaimed)
 	}
@@ -483,7 +588,8 @@ func (s *Subscriber[T]) TryRecv(dst *T) error {
 // Recv waits for the next message and copies it into dst. It honours ctx's
 // deadline and cancellation, and returns ErrClosed, ErrPublisherDead or
 // ErrEvicted as Borrow does.
-func (s *Subscriber[T]) Recv(ctx context.Context, dst *T) error {
+func (s *Subscriber[T]) Recv(ctx context.Context, dst *T) (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
 		err := s.TryRecv(dst)
 		if err != ErrEmpty {
@@ -525,7 +631,9 @@ func (s *Subscriber[T]) Received() uint64 { return s.c.received }
 func (s *Subscriber[T]) Dropped() uint64 { return s.c.dropped }
 
 // Lag returns how many published messages this subscriber has not read.
-func (s *Subscriber[T]) Lag() uint64 {
+func (s *Subscriber[T]) Lag() (lag uint64) {
+	var err error
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err) // a truncated segment: 0
 	t := loadTail(s.s)
 	if t < s.c.head {
 		return 0
@@ -539,8 +647,16 @@ func (s *Subscriber[T]) Close() error {
 	if s.s == nil {
 		return nil
 	}
-	s.c.close()
-	err := s.s.host.release()
+	err := s.closeEntry()
+	err = errors.Join(err, s.s.host.release())
 	s.s = nil
 	return err
+}
+
+// closeEntry detaches from the table (a truncated segment makes it an
+// error; the locks and the mapping are released regardless).
+func (s *Subscriber[T]) closeEntry() (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
+	s.c.close()
+	return nil
 }

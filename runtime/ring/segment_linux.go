@@ -78,10 +78,14 @@ func (h *fileHost) tryLock(start, n uint64) (bool, error) {
 	return false, err
 }
 
-// held reports whether another open file description holds a lock on the
-// range. An error counts as held: never declare a peer dead on a guess.
+// held reports whether another open file description holds a write lock on
+// the range. The probe asks about a read lock, which only a write lock
+// conflicts with: a read lock — which anyone who can open the segment
+// read-only may take — never makes a dead peer look alive. A write lock
+// needs a descriptor opened for writing. An error counts as held: never
+// declare a peer dead on a guess.
 func (h *fileHost) held(start, n uint64) bool {
-	lk, err := h.ofd(unix.F_OFD_GETLK, unix.F_WRLCK, start, n)
+	lk, err := h.ofd(unix.F_OFD_GETLK, unix.F_RDLCK, start, n)
 	return err != nil || lk.Type != unix.F_UNLCK
 }
 
@@ -123,7 +127,10 @@ func (h *fileHost) release() error {
 // it with the producer's liveness lock held.
 func createSegment(name string, hdr *header, mode os.FileMode) (s *shm, err error) {
 	path := shmPath(name)
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, uint32(mode.Perm()))
+	// Created 0600 whatever the requested mode: nobody else can open it
+	// (and lock a range of it) before our liveness lock is taken; the
+	// requested mode is applied afterwards.
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0o600)
 	if err != nil {
 		if err == unix.EEXIST {
 			return nil, fmt.Errorf("create %q: %w: %s %s", name, ErrExists, path, describeExisting(name))
@@ -146,16 +153,15 @@ func initSegment(name string, fd int, hdr *header, mode os.FileMode) (s *shm, er
 			_ = h.release()
 		}
 	}()
+	// The producer's liveness lock first: from now on Remove and every
+	// peer see a live creator, whatever state the file is in.
+	if ok, err := h.tryLockProducer(); err != nil || !ok {
+		return nil, fmt.Errorf("create %q: producer lock: %v", name, err)
+	}
 	// The umask filtered the mode given to open: set it exactly.
 	if err := unix.Fchmod(fd, uint32(mode.Perm())); err != nil {
 		return nil, fmt.Errorf("create %q: fchmod: %w", name, err)
 	}
-	// Hold the registry lock during initialisation: Remove refuses a
-	// segment whose lock is held.
-	if err := h.lockRegistry(registryTimeout); err != nil {
-		return nil, fmt.Errorf("create %q: registry lock: %w", name, err)
-	}
-	defer h.unlockRegistry()
 	size := hdr.geo.segSize
 	var sfs unix.Statfs_t
 	if err := unix.Fstatfs(fd, &sfs); err == nil {
@@ -181,9 +187,6 @@ func initSegment(name string, fd int, hdr *header, mode os.FileMode) (s *shm, er
 		return nil, fmt.Errorf("create %q: mmap %d bytes: %w", name, size, err)
 	}
 	h.mem = mem
-	if ok, err := h.tryLockProducer(); err != nil || !ok {
-		return nil, fmt.Errorf("create %q: producer lock: %v", name, err)
-	}
 	s = newShm(name, mem, *hdr, h)
 	s.initSegment(uint32(processID()), processStartTime())
 	return s, nil
@@ -192,21 +195,74 @@ func initSegment(name string, fd int, hdr *header, mode os.FileMode) (s *shm, er
 // openSegment opens and validates an existing segment. It never maps more
 // than the validated segment size, and never more than fstat reports.
 func openSegment(op, name string, write bool, readyTimeout time.Duration, allowForeign bool) (s *shm, err error) {
-	path := shmPath(name)
-	flags := unix.O_NOFOLLOW | unix.O_CLOEXEC
+	flags := unix.O_RDONLY
 	if write {
-		flags |= unix.O_RDWR
-	} else {
-		flags |= unix.O_RDONLY
+		flags = unix.O_RDWR
 	}
-	fd, err := unix.Open(path, flags, 0)
+	fd, err := openRegular(op, name, flags)
 	if err != nil {
-		if err == unix.ENOENT {
-			return nil, fmt.Errorf("%s %q: %w: %s", op, name, ErrNotFound, path)
-		}
-		return nil, fmt.Errorf("%s %q: %w", op, name, &os.PathError{Op: "open", Path: path, Err: err})
+		return nil, err
 	}
 	return openFD(op, name, fd, write, readyTimeout, allowForeign)
+}
+
+// openRegular opens /dev/shm/NAME without ever waiting on what is there:
+// the name is checked with lstat first, the open never follows a link and
+// never blocks (a FIFO squatting on the name would block a plain open), and
+// fstat confirms a regular file before the caller touches it. Anyone may
+// create files in /dev/shm, so the name may hold anything.
+func openRegular(op, name string, flags int) (int, error) {
+	path := shmPath(name)
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		if err == unix.ENOENT {
+			return -1, fmt.Errorf("%s %q: %w: %s", op, name, ErrNotFound, path)
+		}
+		return -1, fmt.Errorf("%s %q: %w", op, name, &os.PathError{Op: "lstat", Path: path, Err: err})
+	}
+	if err := regularFile(op, name, &st); err != nil {
+		return -1, err
+	}
+	fd, err := unix.Open(path, flags|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	if err != nil {
+		if err == unix.ENOENT {
+			return -1, fmt.Errorf("%s %q: %w: %s", op, name, ErrNotFound, path)
+		}
+		return -1, fmt.Errorf("%s %q: %w", op, name, &os.PathError{Op: "open", Path: path, Err: err})
+	}
+	if err := unix.Fstat(fd, &st); err != nil {
+		_ = unix.Close(fd)
+		return -1, fmt.Errorf("%s %q: fstat: %w", op, name, err)
+	}
+	if err := regularFile(op, name, &st); err != nil {
+		_ = unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// regularFile refuses anything but a regular file, naming what it is.
+func regularFile(op, name string, st *unix.Stat_t) error {
+	kind := ""
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
+		return nil
+	case unix.S_IFIFO:
+		kind = "a FIFO (named pipe)"
+	case unix.S_IFSOCK:
+		kind = "a Unix socket"
+	case unix.S_IFCHR:
+		kind = "a character device"
+	case unix.S_IFBLK:
+		kind = "a block device"
+	case unix.S_IFDIR:
+		kind = "a directory"
+	case unix.S_IFLNK:
+		kind = "a symbolic link"
+	default:
+		kind = fmt.Sprintf("a file of type %#o", st.Mode&unix.S_IFMT)
+	}
+	return fmt.Errorf("%s %q: %w: %s is %s, not a ring segment", op, name, ErrInsecure, shmPath(name), kind)
 }
 
 // openFD validates and maps the segment open on fd (which it owns: closed
@@ -226,8 +282,8 @@ func openFD(op, name string, fd int, write bool, readyTimeout time.Duration, all
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("%s %q: fstat: %w", op, name, err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("%s %q: %w: not a regular file", op, name, ErrInsecure)
+	if err := regularFile(op, name, &st); err != nil {
+		return nil, err
 	}
 	if !allowForeign && st.Uid != uint32(os.Geteuid()) {
 		return nil, fmt.Errorf("%s %q: %w: owner uid %d, want %d", op, name, ErrInsecure, st.Uid, os.Geteuid())
@@ -331,19 +387,15 @@ func Remove(name string) error {
 		return err
 	}
 	path := shmPath(name)
-	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	fd, err := openRegular("remove", name, unix.O_RDONLY)
 	if err != nil {
-		if err == unix.ENOENT {
-			return fmt.Errorf("remove %q: %w", name, ErrNotFound)
-		}
-		return fmt.Errorf("remove %q: %w", name, &os.PathError{Op: "open", Path: path, Err: err})
+		return err
 	}
 	h := &fileHost{fd: fd}
 	defer h.release()
-	if err := retryEINTR(func() error { return unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) }); err != nil {
-		return fmt.Errorf("remove %q: %w: its registry lock is held", name, ErrInUse)
-	}
-	defer h.unlockRegistry()
+	// No lock is taken: the producer's liveness lock alone says whether the
+	// ring is in use (its creator takes it before anything else), and a
+	// lock someone else holds cannot keep a dead ring from being removed.
 	if h.producerAlive() {
 		return fmt.Errorf("remove %q: %w: its publisher is alive", name, ErrInUse)
 	}

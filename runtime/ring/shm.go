@@ -51,9 +51,9 @@ func (s *shm) u32(off uint64) *uint32 { return (*uint32)(unsafe.Add(s.base, off)
 
 func (s *shm) entryOff(i int) uint64 { return s.hdr.geo.tableOff + uint64(i)*EntrySize }
 
-// futexWord returns the 4-byte futex word that aliases the low half of a
-// little-endian u64 index (the tail, or a subscriber head).
-func futexWord(p *uint64) *uint32 { return (*uint32)(unsafe.Pointer(p)) }
+// evictedWord is the producer's eviction word of entry i: the generation of
+// the entry it evicted (ABI.md §5.5).
+func (s *shm) evictedWord(i int) *uint64 { return s.u64(s.hdr.geo.evictOff + 8*uint64(i)) }
 
 // initSegment writes a fresh, zeroed segment's header and publishes it as
 // ready. The caller holds the registry lock and the producer lock.
@@ -64,6 +64,9 @@ func (s *shm) initSegment(pid uint32, startTime uint64) {
 	atomic.StoreUint32(s.u32(offProdPID), pid)
 	atomic.StoreUint64(s.u64(offProdStartTime), startTime)
 	atomic.StoreUint64(s.u64(offProdHeartbeat), monoNow())
+	if !s.hdr.asymFences {
+		atomic.StoreUint32(s.u32(offProdFences), fencesStrong)
+	}
 	atomic.StoreUint32(s.u32(offProdState), prodActive)
 	// Ready is stored last (sequentially consistent, so a release): an
 	// attacher that loads ready == 1 (an acquire) sees every byte above.

@@ -98,3 +98,50 @@ func pidStartTime(pid int) uint64 {
 	}
 	return v
 }
+
+// membarrier(2) commands (linux/membarrier.h).
+const (
+	membarrierQuery                           = 0
+	membarrierGlobalExpedited                 = 1 << 1
+	membarrierRegisterGlobalExpedited         = 1 << 2
+	sysMembarrier                     uintptr = unix.SYS_MEMBARRIER
+)
+
+var (
+	membarrierOnce sync.Once
+	membarrierOK   bool
+)
+
+// fencesEnv lets an operator force strong fences without a code change:
+// TACHYON_FENCES=strong makes this process create strong rings and join
+// asymmetric ones as a membarrier-less participant (ABI.md §8.6).
+const fencesEnv = "TACHYON_FENCES"
+
+// membarrierRegistered registers this process (once) for
+// MEMBARRIER_CMD_GLOBAL_EXPEDITED, so that peers' global expedited barriers
+// reach its threads, and reports whether it can take part in asymmetric
+// fences: registered, and able to issue the barrier itself.
+func membarrierRegistered() bool {
+	membarrierOnce.Do(func() {
+		if os.Getenv(fencesEnv) == "strong" {
+			return
+		}
+		q, _, errno := unix.Syscall(sysMembarrier, membarrierQuery, 0, 0)
+		if errno != 0 || q&(membarrierGlobalExpedited|membarrierRegisterGlobalExpedited) !=
+			membarrierGlobalExpedited|membarrierRegisterGlobalExpedited {
+			return
+		}
+		_, _, errno = unix.Syscall(sysMembarrier, membarrierRegisterGlobalExpedited, 0, 0)
+		membarrierOK = errno == 0
+	})
+	return membarrierOK
+}
+
+// heavyBarrier is the parking side of an asymmetric fence: a full barrier
+// on every running thread of every registered process, so that the light
+// (fence-free) side's earlier stores are visible and its later loads see
+// ours (ABI.md §8.6). It is only called after membarrierRegistered
+// returned true.
+func heavyBarrier() {
+	unix.Syscall(sysMembarrier, membarrierGlobalExpedited, 0, 0)
+}

@@ -49,3 +49,7 @@ func Remove(name string) error {
 
 // RemoveStale removes stale ring segments by prefix (Linux only).
 func RemoveStale(prefix string) ([]string, error) { return nil, ErrUnsupported }
+
+func membarrierRegistered() bool { return false }
+
+func heavyBarrier() {}

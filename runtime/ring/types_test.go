@@ -36,6 +36,19 @@ func (Book) TachyonTypeID() uint32      { return 2 }
 func (Book) TachyonSize() int           { return 64 }
 func (Book) TachyonAlign() int          { return 64 }
 
+// Small is a 16-byte message: with its stamp, one cache line (line slots).
+type Small struct {
+	Seq   uint64
+	Value uint64
+}
+
+const smallFingerprint = 0x5a11_0000_0000_0003
+
+func (Small) TachyonFingerprint() uint64 { return smallFingerprint }
+func (Small) TachyonTypeID() uint32      { return 3 }
+func (Small) TachyonSize() int           { return 16 }
+func (Small) TachyonAlign() int          { return 8 }
+
 // TickV2 has Tick's size and id but another layout (a reordered field).
 type TickV2 struct {
 	TimestampNs uint64

@@ -68,9 +68,10 @@ func COracle(files []*schema.File) string {
 
 // GoCodecTable renders the parts of a Go oracle program over the Go
 // backend's code, in a module named oracle with one package per schema
-// package: its import lines, and one table entry per struct,
-// {"package.Name", size, func() codec { return new(package.Name) }}.
-func GoCodecTable(files []*schema.File) (imports, entries string) {
+// package: the import lines of files' packages, and one table entry per
+// struct of structs, {"package.Name", size, func() codec { return
+// new(package.Name) }}.
+func GoCodecTable(files []*schema.File, structs []*schema.Struct) (imports, entries string) {
 	var imp, ent strings.Builder
 	seen := map[string]bool{}
 	for _, f := range files {
@@ -79,7 +80,7 @@ func GoCodecTable(files []*schema.File) (imports, entries string) {
 			fmt.Fprintf(&imp, "\t%q\n", "oracle/"+f.Package)
 		}
 	}
-	for _, s := range StructsOf(files) {
+	for _, s := range structs {
 		fmt.Fprintf(&ent, "\t{%q, %d, func() codec { return new(%s.%s) }},\n", s.File.Package+"."+s.Name, s.Size, s.File.Package, s.Name)
 	}
 	return imp.String(), ent.String()

@@ -308,3 +308,44 @@ func TestPublisherKilled(t *testing.T) {
 	}
 	require.NoError(t, ring.Remove(name))
 }
+
+// TestSealedMatrix runs the sealed mode (ABI.md §14) between the peers that
+// implement it: the publisher serves a sealed memfd ring on a Unix socket,
+// the subscriber dials it, checks its seals and registers.
+func TestSealedMatrix(t *testing.T) {
+	goPeer, _, _ := peerPrograms(t)
+	all := []peers.Peer{goPeer}
+	for _, pub := range all {
+		for _, sub := range all {
+			t.Run(pub.Lang+"_to_"+sub.Lang, func(t *testing.T) {
+				const count = int64(200_000)
+				run := peers.Run{Ring: ringName(t, "sealed-"+pub.Lang+"-"+sub.Lang), Count: count, Pub: pub,
+					Subs: []peers.Sub{{Peer: sub}}, Timeout: 60 * time.Second,
+					Sealed: filepath.Join(t.TempDir(), "ring.sock")}
+				res, err := peers.Execute(run)
+				require.NoError(t, err)
+				require.NoError(t, res.Check(run))
+				assert.Equal(t, count, res.Subs[0].Received)
+			})
+		}
+	}
+}
+
+// TestShortStreamBigRing: a stream far shorter than the ring, to a
+// subscriber that registers late: the publisher waits until it is
+// registered, so it gets seq 0 first (ABI.md §8.4, "Registered"; v1 could
+// start it past the end).
+func TestShortStreamBigRing(t *testing.T) {
+	goPeer, _, _ := peerPrograms(t)
+	for i := range 5 {
+		run := peers.Run{Ring: ringName(t, fmt.Sprint("short-", i)), Count: 100, Capacity: 65536, Pub: goPeer,
+			Subs: []peers.Sub{{Peer: goPeer}, {Peer: goPeer}}, Timeout: 30 * time.Second}
+		res, err := peers.Execute(run)
+		require.NoError(t, err)
+		require.NoError(t, res.Check(run))
+		for _, s := range res.Subs {
+			require.Equal(t, int64(0), s.First)
+			require.Equal(t, int64(100), s.Received)
+		}
+	}
+}

@@ -61,6 +61,13 @@ type Run struct {
 	Pub      Peer
 	Subs     []Sub
 	Timeout  time.Duration // default 60 s
+	// Sealed runs the ring in the sealed mode (PEERS.md --sealed): the
+	// publisher serves it on a Unix socket at this path, the subscribers
+	// dial it.
+	Sealed string
+	// Pin pins the publisher to CPU 0 and subscriber i to CPU 1+i (--pin),
+	// as the benchmarks place their two sides.
+	Pin bool
 }
 
 // Result holds the summaries of a run, subscribers in the order given.
@@ -132,6 +139,12 @@ func Execute(r Run) (*Result, error) {
 		if s.Latency {
 			args = append(args, "--latency")
 		}
+		if r.Sealed != "" {
+			args = append(args, "--sealed", r.Sealed)
+		}
+		if r.Pin {
+			args = append(args, "--pin", fmt.Sprint(1+i))
+		}
 		pr, err := start(ctx, s.Peer, fmt.Sprintf("%s sub %d", s.Peer.Lang, i), args...)
 		if err != nil {
 			cancel()
@@ -142,9 +155,16 @@ func Execute(r Run) (*Result, error) {
 		}
 		subs = append(subs, pr)
 	}
-	pub, err := start(ctx, r.Pub, r.Pub.Lang+" pub", "pub", "--ring", r.Ring, "--count", fmt.Sprint(r.Count),
+	pubArgs := []string{"pub", "--ring", r.Ring, "--count", fmt.Sprint(r.Count),
 		"--policy", r.Policy, "--capacity", fmt.Sprint(r.Capacity), "--wait-subscribers", fmt.Sprint(len(r.Subs)),
-		"--timeout-s", secs)
+		"--timeout-s", secs}
+	if r.Sealed != "" {
+		pubArgs = append(pubArgs, "--sealed", r.Sealed)
+	}
+	if r.Pin {
+		pubArgs = append(pubArgs, "--pin", "0")
+	}
+	pub, err := start(ctx, r.Pub, r.Pub.Lang+" pub", pubArgs...)
 	if err != nil {
 		cancel()
 		for _, p := range subs {

@@ -744,7 +744,7 @@ private:
             return std::atomic_ref<std::uint64_t>(*reinterpret_cast<std::uint64_t*>(p + off)).load(std::memory_order_acquire);
         };
         const bool ready = word(0) == 2 * head_ + 2;
-        for (int i = 0; i < n_watch_; ++i) (void)word(watch_[i]);
+        for (std::size_t i = 0; i < n_watch_; ++i) (void)word(watch_[i]);
         return ready;
     }
 
@@ -833,9 +833,9 @@ private:
     std::uint64_t slot_size_ = 0, msg_off_ = 0, mask_ = 0, capacity_ = 0, window_ = 0;
     std::uint64_t idx_ = 0, gen_ = 0, head_off_ = 0, sleep_off_ = 0;
     int spin_ = kDefaultSpin;
-    static constexpr int kWatchLines = 4;
+    static constexpr std::size_t kWatchLines = 4;
     std::array<std::uint64_t, kWatchLines> watch_{};  // offsets from the stamp, see peek()
-    int n_watch_ = 0;
+    std::size_t n_watch_ = 0;
 
     std::uint64_t head_ = 0;    // next index to read
     std::uint64_t tail_ = 0;    // committed up to here, as far as we know

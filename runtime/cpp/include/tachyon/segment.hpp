@@ -136,9 +136,12 @@ using Clock = std::chrono::steady_clock;
 /// ended by timeout (the watchdog fired).
 inline bool futex_wait(std::uint32_t* addr, std::uint32_t val, std::chrono::nanoseconds d) noexcept {
     if (d <= 0ns) return false;
+    // duration_cast to timespec's own field types: exact on every ABI, and
+    // no cast that -Wuseless-cast or -Wconversion would flag.
     timespec ts{};
-    ts.tv_sec = static_cast<time_t>(d.count() / 1'000'000'000);
-    ts.tv_nsec = static_cast<long>(d.count() % 1'000'000'000);
+    const auto sec = std::chrono::duration_cast<std::chrono::duration<decltype(ts.tv_sec)>>(d);
+    ts.tv_sec = sec.count();
+    ts.tv_nsec = std::chrono::duration_cast<std::chrono::duration<decltype(ts.tv_nsec), std::nano>>(d - sec).count();
     const long r = ::syscall(SYS_futex, addr, FUTEX_WAIT, val, &ts, nullptr, 0);
     return r != 0 && errno == ETIMEDOUT;
 }
@@ -293,8 +296,8 @@ public:
         const std::uint64_t size = hdr.geo.seg_size;
         struct statfs sfs{};
         if (::fstatfs(s.fd_, &sfs) == 0 && sfs.f_blocks != 0) {
-            const std::uint64_t free_bytes =
-                static_cast<std::uint64_t>(sfs.f_bavail) * static_cast<std::uint64_t>(sfs.f_bsize);
+            const std::uint64_t avail = sfs.f_bavail;  // unsigned: widens without a cast
+            const std::uint64_t free_bytes = avail * static_cast<std::uint64_t>(sfs.f_bsize);
             if (size > free_bytes)
                 raise(Errc::no_space, "create", name,
                       {"needs ", Num(size), " bytes, /dev/shm has ", Num(free_bytes), " free"});
