@@ -83,10 +83,12 @@ test: lint test-go test-python test-rust
 # more without it (under -race the streams are 200 k). The interop matrix
 # (examples/pipeline/peers) needs the venv; the consumer projects
 # (tests/consumer) build offline from the module cache and the wheels;
-# gen/rust's tests build Rust crates with cargo --offline.
+# gen/rust's tests build Rust crates with cargo --offline; its oracle, one
+# crate of 200 generated schemas, takes minutes of rustc on two cores, hence
+# the longer timeout.
 test-go: venv wheels test-arm64 rust-deps
 	$(GO) mod download
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
 
 # The Go ring's arm64 build (its store barrier is assembly) runs the
