@@ -8,6 +8,11 @@ GO      ?= go
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
+# The optional PyTorch venv (requirements-torch.txt), made by `make test-torch`.
+TORCH_VENV := .venv-torch
+# The demo's and the benchmark's torch stages run in it when it exists, else
+# in .venv, where they say torch is not installed and skip.
+TORCH_PY = $(if $(wildcard $(TORCH_VENV)/bin/python),$(TORCH_VENV)/bin/python,$(PY))
 BIN     := bin/tachyon-gen
 FUZZTIME ?= 5m
 CC      ?= cc
@@ -15,8 +20,11 @@ CXX     ?= g++
 GEN     := build/gen
 CARGO   ?= cargo
 
-.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer lint fmt golden bench bench-quick \
-        bench-python bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
+# tachyon-bridge and its demo (docs/BRIDGE.md)
+BRIDGE  := bin/tachyon-bridge
+
+.PHONY: all demo demo-bridge bin/tachyon-bridge test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer test-torch torch-venv lint fmt golden bench bench-quick \
+        bench-python bench-torch bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
         tachyon-gen peers generate bin/gopeer bin/bench
 
 all: tachyon-gen
@@ -66,13 +74,28 @@ $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
 	@touch $@
 
-## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python
+## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python, then C++ -> torch
 demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
 	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
-	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@$(TORCH_PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@echo; echo "== C++ -> Python -> torch.nn MLP on the 48 payload bytes, CUDA or CPU (skipped without torch)"
+	@$(TORCH_PY) examples/pipeline/gpu_inference.py --cpp build/cpppeer --count 1000000 --gen-dir $(GEN)/python
+
+## demo-bridge: Go -> ring "host A" -> tachyon-bridge out -> a three-node JetStream
+## cluster (started and stopped by the demo) -> tachyon-bridge in -> ring "host B" -> Go, C++, Python
+demo-bridge: peers $(BRIDGE) build/message.layout.json
+	$(GO) run ./examples/bridge/demo --go bin/gopeer --cpp build/cpppeer \
+	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python" \
+	  --bridge $(BRIDGE) --layout build/message.layout.json
+
+bin/tachyon-bridge:
+	$(GO) build -o $@ ./cmd/tachyon-bridge
+
+build/message.layout.json: examples/Message.tsch $(GEN)/.stamp
+	$(BIN) layout --json examples/Message.tsch > $@
 
 ## test: every test (Go with -race, Python, C++, Rust, the interop matrix), plus lint
 test: lint test-go test-python test-rust
@@ -89,7 +112,7 @@ test: lint test-go test-python test-rust
 test-go: venv wheels test-arm64 rust-deps
 	$(GO) mod download
 	$(GO) test -race -count=1 -timeout 20m ./...
-	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
+	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market ./internal/bridge
 
 # The Go ring's arm64 build (its store barrier is assembly) runs the
 # protocol tests under qemu's user-mode emulation. qemu does not model
@@ -111,6 +134,20 @@ test-rust: rust-deps
 	$(CARGO) fmt --all --check
 	nice $(CARGO) clippy --offline --workspace --all-targets -- -D warnings
 	nice $(CARGO) test --offline --workspace
+
+## test-torch: tachyon.torch with real PyTorch, in its own venv (optional: torch
+## is ~2.8 GB of wheels; never part of `make test`). CUDA tests run where
+## torch.cuda.is_available(); on a machine without a GPU they are skipped.
+test-torch: torch-venv build/cpppeer
+	$(TORCH_VENV)/bin/python -m pytest -q runtime/python/tests_torch
+	$(TORCH_VENV)/bin/python -m mypy --strict --cache-dir build/mypy-torch runtime/python/tachyon  # its own cache: torch is found here
+
+torch-venv: $(TORCH_VENV)/.ready
+$(TORCH_VENV)/.ready: requirements-torch.txt requirements-dev.txt runtime/python/pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	nice $(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-torch.txt
+	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
+	touch $@
 
 # The C++ checks (g++ and clang++, C++17 and C++20, the CMake consumer) run
 # inside `go test ./gen/cpp`; this target runs them alone.
@@ -149,7 +186,7 @@ bench: bench-deps
 bench-quick: bench-deps
 	bin/bench --quick --out build/bench-quick.json --svg build/bench-quick.svg
 
-bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
+bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench $(BRIDGE) build/message.layout.json
 
 ## bench-peers: Tachyon beside Aeron, iceoryx2 and riyaneel's Tachyon, interleaved
 ## rounds (minutes; builds the peers from crates.io and Maven Central, so it
@@ -177,6 +214,10 @@ bench-go:
 # (docs/DECISIONS.md, "Benchmarks"): round trips and streams, Go <-> Go.
 bench-geometry:
 	$(GO) test -run '^$$' -bench Geometry -benchtime 200000x -count 3 ./runtime/ring
+
+# Ring -> torch throughput by batch size with its baselines, alone (make bench runs it too).
+bench-torch: torch-venv generate
+	$(TORCH_VENV)/bin/python runtime/python/bench_torch.py --full
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py

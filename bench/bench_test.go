@@ -45,7 +45,7 @@ func TestSmoke(t *testing.T) {
 	}
 	// Build everything the harness runs, in parallel where it can be.
 	var wg sync.WaitGroup
-	errs := make(chan error, 4)
+	errs := make(chan error, 5)
 	var ps peers.Set
 	wg.Go(func() {
 		var err error
@@ -53,6 +53,7 @@ func TestSmoke(t *testing.T) {
 		errs <- err
 	})
 	wg.Go(func() { errs <- run("go", "build", "-o", bin("bench"), "./bench") })
+	wg.Go(func() { errs <- run("go", "build", "-o", bin("tachyon-bridge"), "./cmd/tachyon-bridge") })
 	for _, floor := range []string{"floor_pingpong", "floor_spsc"} {
 		wg.Go(func() {
 			errs <- run("cc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "runtime/cpp/bench/"+floor+".c", "-o", bin(floor))
@@ -64,8 +65,13 @@ func TestSmoke(t *testing.T) {
 		require.NoError(t, err)
 	}
 
+	layout, err := exec.Command(ps.TachyonGen, "layout", "--json", filepath.Join(top, "examples", "Message.tsch")).Output()
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(bin("layout.json"), layout, 0o644))
+
 	results, svg := bin("results.json"), bin("latency.svg")
 	cmd := exec.Command(bin("bench"), "--smoke", "--out", results, "--svg", svg,
+		"--bridge", bin("tachyon-bridge"), "--layout", bin("layout.json"),
 		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
 		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0], "--tachyon-gen", ps.TachyonGen,
 		"--python", ps.Python.Argv[0], "--python-gen", ps.PythonGen)
@@ -86,7 +92,9 @@ func TestSmoke(t *testing.T) {
 	for _, name := range []string{"floor_rtt_p50_ns", "protocol_floor_rtt_p50_ns", "go_go_rtt_p50_ns", "go_go_rtt_p99_ns", "go_cpp_rtt_p50_ns",
 		"uds_rtt_p50_ns", "pipe_rtt_p50_ns", "floor_ring_msgs_per_s", "go_go_msgs_per_s", "go_python_msgs_per_s",
 		"mp_queue_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", "go_allocs_per_msg",
-		"generate_1000_s"} {
+		"generate_1000_s", "bridge_r1_plain_async_msgs_per_s", "bridge_r1_unpacked_msgs_per_s", "bridge_r1_packed16_msgs_per_s",
+		"bridge_r3_plain_async_msgs_per_s", "bridge_r3_unpacked_msgs_per_s", "bridge_r3_packed16_msgs_per_s",
+		"bridge_r1_unpacked_latency_p50_ns", "bridge_r3_packed16_latency_p99_ns"} {
 		var m Metric
 		if assert.Contains(t, doc.Metrics, name) {
 			require.NoError(t, json.Unmarshal(doc.Metrics[name], &m))

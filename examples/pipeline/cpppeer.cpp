@@ -1,6 +1,7 @@
 // cpppeer is the C++ interop peer of examples/pipeline/PEERS.md: it
 // publishes, subscribes, echoes or pings the seed message (market::Message)
-// on named rings and prints a one-line JSON summary on stdout.
+// on named rings, or on a sealed ring served on a Unix socket (--sealed
+// PATH, pub and sub), and prints a one-line JSON summary on stdout.
 //
 // Build (the generated header comes from the tachyon-gen CLI):
 //   go run ./cmd/tachyon-gen generate --cpp-out build/gen/cpp examples/Message.tsch
@@ -15,6 +16,7 @@
 #include <cstring>
 #include <ctime>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -48,12 +50,13 @@ struct Args {
     std::string ping, pong;  // echo, ping
     std::int64_t warmup = 0;  // ping
     int pin = -1;
+    std::string sealed;  // pub, sub: the sealed ring's socket
 };
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
-                 "cpppeer: %s\nusage: cpppeer pub|sub --ring NAME [flags] | cpppeer echo|ping --ping NAME --pong NAME "
-                 "[flags] (see examples/pipeline/PEERS.md)\n",
+                 "cpppeer: %s\nusage: cpppeer pub|sub --ring NAME [--sealed PATH] [flags] | cpppeer echo|ping --ping "
+                 "NAME --pong NAME [flags] (see examples/pipeline/PEERS.md)\n",
                  why.c_str());
     std::exit(2);
 }
@@ -106,6 +109,7 @@ Args parse(int argc, char** argv) {
         else if (flag == "pong") a.pong = value;
         else if (flag == "pin") a.pin = static_cast<int>(to_u64(flag, value));
         else if (flag == "warmup") a.warmup = static_cast<std::int64_t>(to_u64(flag, value));
+        else if (flag == "sealed") a.sealed = value;
         else if (flag == "timeout-s") {
             char* end = nullptr;
             a.timeout_s = std::strtod(value.c_str(), &end);
@@ -174,7 +178,7 @@ void pin_to(int cpu) {
     if (n < 2) return;
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET(static_cast<int>(cpu % n), &set);
+    CPU_SET(static_cast<std::size_t>(cpu % n), &set);
     if (::sched_setaffinity(0, sizeof set, &set) != 0)
         std::fprintf(stderr, "cpppeer: pin to CPU %ld: %s\n", cpu % n, std::strerror(errno));
 }
@@ -190,15 +194,29 @@ int publish(const Args& a) {
     else if (a.policy == "drop_oldest") o.policy = tachyon::Policy::drop_oldest;
     else usage("unknown policy " + a.policy);
 
-    auto pub = tachyon::Publisher<Message>::create(a.ring, o);
-    const auto deadline = Clock::now() + seconds(a.timeout_s);
-    for (std::size_t active; (active = pub.active_subscribers()) < a.wait_subscribers;) {
-        if (Clock::now() > deadline) {
-            std::fprintf(stderr, "cpppeer: ring \"%s\": %zu of %zu subscribers registered after %gs\n",
-                         a.ring.c_str(), active, a.wait_subscribers, a.timeout_s);
-            return 1;
+    auto pub = a.sealed.empty() ? tachyon::Publisher<Message>::create(a.ring, o)
+                                : tachyon::Publisher<Message>::create_sealed(a.ring, o);
+    // A sealed ring is served on its socket by a thread until we are done.
+    std::optional<tachyon::SealedServer> server;
+    std::thread serving;
+    if (!a.sealed.empty()) {
+        server.emplace(pub.serve(a.sealed));
+        serving = std::thread([&] { server->run(); });
+    }
+    struct StopServing {
+        std::optional<tachyon::SealedServer>& server;
+        std::thread& serving;
+        ~StopServing() {
+            if (server) server->stop();
+            if (serving.joinable()) serving.join();
         }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    } stop_serving{server, serving};
+    // Registered subscribers receive every message published from now on
+    // (ABI.md §8.4, "Registered").
+    if (pub.wait_subscribers(a.wait_subscribers, seconds(a.timeout_s)) != tachyon::Errc::ok) {
+        std::fprintf(stderr, "cpppeer: ring \"%s\": %zu of %zu subscribers registered after %gs\n", a.ring.c_str(),
+                     pub.active_subscribers(), a.wait_subscribers, a.timeout_s);
+        return 1;
     }
     if (a.pin >= 0) pin_to(a.pin);
     const auto start = Clock::now();
@@ -207,8 +225,8 @@ int publish(const Args& a) {
         const auto m = pub.claim();
         if (m.error() == tachyon::Errc::full) continue;  // drop_newest: refused and counted by the ring
         if (!m) {
-            std::fprintf(stderr, "cpppeer: publish %llu: %s\n", static_cast<unsigned long long>(seq),
-                         std::string(tachyon::to_string(m.error())).c_str());
+            std::fprintf(stderr, "cpppeer: %llu: %s\n", static_cast<unsigned long long>(seq),
+                         pub.describe(m.error()).c_str());
             return 1;
         }
         fill(**m, seq, now);
@@ -230,11 +248,13 @@ int publish(const Args& a) {
     return 0;
 }
 
-/// Attaches, retrying until the ring exists and is ready, up to the deadline.
-tachyon::Subscriber<Message> attach(const std::string& ring, const tachyon::SubscribeOptions& so,
-                                    Clock::time_point deadline) {
+/// Attaches (or dials a sealed ring's socket), retrying until the ring
+/// exists and is ready, up to the deadline.
+tachyon::Subscriber<Message> attach(const std::string& ring, const std::string& sealed,
+                                    const tachyon::SubscribeOptions& so, Clock::time_point deadline) {
     for (;;) {
         try {
+            if (!sealed.empty()) return tachyon::Subscriber<Message>::dial(sealed, so);
             return tachyon::Subscriber<Message>::attach(ring, so);
         } catch (const tachyon::Error& e) {
             const bool retry = e.code() == tachyon::Errc::not_found || e.code() == tachyon::Errc::not_ready;
@@ -249,7 +269,7 @@ int subscribe(const Args& a) {
     const auto deadline = Clock::now() + limit;
     tachyon::SubscribeOptions so;
     so.max_lag = a.max_lag;
-    auto sub = attach(a.ring, so, deadline);
+    auto sub = attach(a.ring, a.sealed, so, deadline);
     if (a.pin >= 0) pin_to(a.pin);
     // As the Go peer: the receive deadline is the attach deadline + the limit.
     const auto recv_deadline = deadline + limit;
@@ -310,7 +330,7 @@ int echo(const Args& a) {
     if (a.pin >= 0) pin_to(a.pin);
     auto out = tachyon::Publisher<Message>::create(
         a.pong, {.capacity = 64, .policy = tachyon::Policy::block, .batch = 1, .timeout = seconds(a.timeout_s)});
-    auto in = attach(a.ping, {}, Clock::now() + seconds(a.timeout_s));
+    auto in = attach(a.ping, "", {}, Clock::now() + seconds(a.timeout_s));
     const auto start = Clock::now();
     std::int64_t echoed = 0;
     Message m{};
@@ -319,13 +339,11 @@ int echo(const Args& a) {
         const tachyon::Errc e = in.recv(m);
         if (e == tachyon::Errc::closed) break;
         if (e != tachyon::Errc::ok) {
-            std::fprintf(stderr, "cpppeer: echo %lld: receive %s: %s\n", static_cast<long long>(echoed),
-                         json_string(a.ping).c_str(), std::string(tachyon::to_string(e)).c_str());
+            std::fprintf(stderr, "cpppeer: echo %lld: %s\n", static_cast<long long>(echoed), in.describe(e).c_str());
             return 1;
         }
         if (const tachyon::Errc p = out.publish(m); p != tachyon::Errc::ok) {
-            std::fprintf(stderr, "cpppeer: echo %lld: publish %s: %s\n", static_cast<long long>(echoed),
-                         json_string(a.pong).c_str(), std::string(tachyon::to_string(p)).c_str());
+            std::fprintf(stderr, "cpppeer: echo %lld: %s\n", static_cast<long long>(echoed), out.describe(p).c_str());
             return 1;
         }
         ++echoed;
@@ -348,14 +366,11 @@ int ping(const Args& a) {
     const auto deadline = Clock::now() + seconds(a.timeout_s);
     auto out = tachyon::Publisher<Message>::create(
         a.ping, {.capacity = 64, .policy = tachyon::Policy::block, .batch = 1, .timeout = seconds(a.timeout_s)});
-    auto in = attach(a.pong, {}, deadline);
-    while (out.active_subscribers() < 1) {
-        if (Clock::now() > deadline) {
-            std::fprintf(stderr, "cpppeer: ping: no echo subscribed to %s after %gs\n", json_string(a.ping).c_str(),
-                         a.timeout_s);
-            return 1;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    auto in = attach(a.pong, "", {}, deadline);
+    if (out.wait_subscribers(1, seconds(a.timeout_s)) != tachyon::Errc::ok) {
+        std::fprintf(stderr, "cpppeer: ping: no echo subscribed to %s after %gs\n", json_string(a.ping).c_str(),
+                     a.timeout_s);
+        return 1;
     }
     if (a.pin >= 0) pin_to(a.pin);
     const auto total = static_cast<std::uint64_t>(a.warmup + a.count);
@@ -389,7 +404,7 @@ int ping(const Args& a) {
     std::sort(rtts.begin(), rtts.end());
     // Indexed as the Go benchmarks index them: sorted[min(n-1, floor(q*n))].
     const auto q = [&](double p) {
-        return static_cast<long long>(rtts[std::min(rtts.size() - 1, static_cast<std::size_t>(p * rtts.size()))]);
+        return static_cast<long long>(rtts[std::min(rtts.size() - 1, static_cast<std::size_t>(p * static_cast<double>(rtts.size())))]);
     };
     std::printf("{\"lang\": \"cpp\", \"role\": \"ping\", \"ring\": %s, \"round_trips\": %zu, \"rtt_p50_ns\": %lld, "
                 "\"rtt_p90_ns\": %lld, \"rtt_p99_ns\": %lld, \"rtt_p999_ns\": %lld, \"rtt_max_ns\": %lld}\n",

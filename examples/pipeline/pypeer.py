@@ -3,9 +3,9 @@
 
     pypeer.py [--gen-dir DIR] pub  --ring NAME --count N [--capacity 4096]
               [--policy block|drop_newest|drop_oldest] [--max-subscribers 8]
-              [--wait-subscribers 1] [--batch 64] [--timeout-s 30]
+              [--wait-subscribers 1] [--batch 64] [--timeout-s 30] [--sealed PATH]
     pypeer.py [--gen-dir DIR] sub  --ring NAME [--count N] [--max-lag L]
-              [--slow-us U] [--timeout-s 30] [--latency]
+              [--slow-us U] [--timeout-s 30] [--latency] [--sealed PATH]
     pypeer.py [--gen-dir DIR] echo --ping NAME --pong NAME [--timeout-s 30] [--pin CPU]
 
 It publishes or subscribes the seed message (examples/Message.tsch) and
@@ -24,6 +24,13 @@ runtime/python``), else from this checkout's ``runtime/python``.
 The publisher writes NumPy arrays of messages with ``publish_array``; the
 subscriber reads zero-copy batches and checks them with vectorised NumPy
 (``--slow-us`` reads one message at a time instead, sleeping after each).
+With ``--sealed PATH`` the publisher creates a sealed memfd ring and serves
+it on the Unix socket PATH instead of /dev/shm, and the subscriber dials it.
+
+Like the Go peer, ``sub`` gives up (exit status 1) when ``--timeout-s`` has
+passed twice over: once for the ring to appear, once more for the stream.
+A value may follow its option as the next argument even when it starts with
+``-`` (``--ring -odd-name``), as Go's flag package allows.
 """
 
 from __future__ import annotations
@@ -72,10 +79,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--gen-dir", default=argparse.SUPPRESS, help="directory of message_tsch.py")
     common.add_argument("--timeout-s", type=float, default=30.0, help="give up after this many seconds")
+    sealed = argparse.ArgumentParser(add_help=False)
+    sealed.add_argument("--sealed", metavar="PATH", help="a sealed ring served on (pub) or dialled at (sub) this Unix socket")
     p = argparse.ArgumentParser(prog="pypeer", description="Python interop peer (PEERS.md)")
     p.add_argument("--gen-dir", default=str(ROOT / "build" / "gen" / "python"), help="directory of message_tsch.py")
     verbs = p.add_subparsers(dest="verb", required=True)
-    pub = verbs.add_parser("pub", parents=[common], help="create the ring and publish")
+    pub = verbs.add_parser("pub", parents=[common, sealed], help="create the ring and publish")
     pub.add_argument("--ring", required=True)
     pub.add_argument("--count", type=int, required=True)
     pub.add_argument("--capacity", type=int, default=4096)
@@ -83,7 +92,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     pub.add_argument("--max-subscribers", type=int, default=8)
     pub.add_argument("--wait-subscribers", type=int, default=1)
     pub.add_argument("--batch", type=int, default=64)
-    sub = verbs.add_parser("sub", parents=[common], help="attach and receive")
+    sub = verbs.add_parser("sub", parents=[common, sealed], help="attach and receive")
     sub.add_argument("--ring", required=True)
     sub.add_argument("--count", type=int, default=0)
     sub.add_argument("--max-lag", type=int, default=0)
@@ -93,7 +102,35 @@ def parse(argv: list[str]) -> argparse.Namespace:
     echo.add_argument("--ping", required=True)
     echo.add_argument("--pong", required=True)
     echo.add_argument("--pin", type=int, default=-1)
-    return p.parse_args(argv)
+    return p.parse_args(join_values(p, argv))
+
+
+def join_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--opt VALUE`` as ``--opt=VALUE`` for every option that takes a value.
+
+    argparse reads a next argument starting with ``-`` as another option, so
+    ``--ring -x`` would fail; Go's flag package (the other peers) takes it as
+    the value. Only options the parser (or a verb's) knows are joined.
+    """
+    takes_value: set[str] = set()
+    parsers = [parser]
+    while parsers:
+        for action in parsers.pop()._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+            elif action.option_strings and action.nargs is None and action.const is None:
+                takes_value.update(action.option_strings)
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in takes_value and i + 1 < len(argv):
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
 
 
 def publish_pattern(pub: Any, dtype: Any, count: int) -> None:
@@ -115,7 +152,8 @@ def publish_pattern(pub: Any, dtype: Any, count: int) -> None:
 
 
 def publish(tachyon: Any, Message: Any, a: argparse.Namespace) -> dict[str, Any]:
-    with tachyon.Publisher.create(
+    create = tachyon.Publisher.create_sealed if a.sealed else tachyon.Publisher.create
+    with create(
         a.ring,
         Message,
         capacity=a.capacity,
@@ -124,6 +162,8 @@ def publish(tachyon: Any, Message: Any, a: argparse.Namespace) -> dict[str, Any]
         batch=a.batch,
         timeout=a.timeout_s,
     ) as pub:
+        if a.sealed:
+            pub.serve(a.sealed)  # stopped (and the socket unlinked) when pub closes
         pub.wait_subscribers(a.wait_subscribers, timeout=a.timeout_s)
         start = time.perf_counter()
         publish_pattern(pub, Message.DTYPE, a.count)
@@ -206,11 +246,29 @@ def subscribe(tachyon: Any, Message: Any, a: argparse.Namespace) -> dict[str, An
 
     chk = Checker()
     start = 0.0
-    with tachyon.Subscriber.attach(a.ring, Message, max_lag=a.max_lag, timeout=a.timeout_s) as sub:
+    # As the Go peer: --timeout-s for the ring to appear, then the whole run
+    # ends --timeout-s after that deadline at the latest.
+    deadline = time.monotonic() + 2 * a.timeout_s
+    if a.sealed:
+        sub = tachyon.Subscriber.dial(a.sealed, Message, max_lag=a.max_lag, timeout=a.timeout_s)
+    else:
+        sub = tachyon.Subscriber.attach(a.ring, Message, max_lag=a.max_lag, timeout=a.timeout_s)
+
+    def left() -> float:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise tachyon.RingTimeout(
+                f"receive {sub.name!r}: timeout: {chk.received} messages received in {2 * a.timeout_s:g}s"
+                " (twice --timeout-s) and the publisher has not closed",
+                ring=sub.name,
+            )
+        return remaining
+
+    with sub:
         try:
             while a.count <= 0 or chk.received < a.count:
                 if a.slow_us > 0:
-                    raw = sub.recv_bytes()
+                    raw = sub.recv_bytes(timeout=left())
                     if raw is None:
                         continue
                     rec = np.frombuffer(raw, dtype=Message.DTYPE)
@@ -223,8 +281,10 @@ def subscribe(tachyon: Any, Message: Any, a: argparse.Namespace) -> dict[str, An
                     time.sleep(a.slow_us / 1e6)
                     continue
                 want = None if a.count <= 0 else a.count - chk.received
-                batch = sub.recv_batch(max_n=want)
+                batch = sub.recv_batch(max_n=want, timeout=left())
                 n = len(batch)
+                if n == 0:
+                    continue
                 if chk.received == 0:
                     start = time.perf_counter()
                 counts = chk.check(batch["seq"], batch["payload"], None)

@@ -430,8 +430,8 @@ func (c *consumer) poll() (uint64, error) {
 	return n, nil
 }
 
-// peek reports whether the slot of head holds its committed message,
-// loading that slot only: its stamp, then one word of every other cache
+// peek reports whether the slot of head holds its committed message (or a
+// later index: the reader was lapped), loading that slot only: its stamp, then one word of every other cache
 // line it spans. A reader waiting this way holds all of the slot's lines,
 // so they travel to its core together when the producer writes them,
 // instead of the message's second line being fetched only once the stamp
@@ -439,7 +439,7 @@ func (c *consumer) poll() (uint64, error) {
 // load did, so a ready stamp means the lines were fetched with the message.
 func (c *consumer) peek() bool {
 	p := unsafe.Pointer(c.stamp(c.head))
-	ready := atomic.LoadUint64((*uint64)(p)) == 2*c.head+2
+	ready := atomic.LoadUint64((*uint64)(p)) >= 2*c.head+2
 	for _, off := range c.watch[:c.nWatch] {
 		atomic.LoadUint64((*uint64)(unsafe.Add(p, off)))
 	}
@@ -672,11 +672,17 @@ func (c *consumer) wait(ctx context.Context) error {
 	}()
 	for spins := 0; ; spins++ {
 		// A subscriber allowed the fast path (poll) spins on the next slot
-		// alone and polls in full every 16th time only, so the producer's
-		// tail line does not travel on every spin.
-		if spins < c.spin && spins&15 != 0 && c.window == c.capacity && !c.peek() {
+		// alone, and polls in full only once the slot holds its message or
+		// a later one (lapped, on a drop_oldest ring): the producer's tail
+		// line then never travels while it waits.
+		if spins < c.spin && spins != 0 && c.window == c.capacity && !c.peek() {
 			if spins >= c.spin-yieldPolls {
 				osYield()
+			}
+			if spins&63 == 0 {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 			}
 			continue
 		}

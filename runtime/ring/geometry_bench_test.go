@@ -24,6 +24,10 @@ import (
 //	go test -run '^$' -bench Geometry -benchtime 200000x ./runtime/ring
 func BenchmarkGeometry(b *testing.B) {
 	for _, size := range geoSizes {
+		// The cache-line floor beside each size: this VM's host moves
+		// vCPUs, and the floor with them (150 or 500 ns), so a ratio is
+		// only meaningful against a floor measured minutes apart at most.
+		b.Run(fmt.Sprintf("size=%d/floor", size), benchFloorPingPong)
 		for _, layout := range []SlotLayout{SlotPacked, SlotLine} {
 			for _, fences := range []Fences{FencesStrong, FencesAsymmetric} {
 				if fences == FencesAsymmetric && !membarrierRegistered() {

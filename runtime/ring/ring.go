@@ -260,6 +260,12 @@ func newHeader[T Layout](op, name string, opts *Options) (header, error) {
 	if err != nil {
 		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
 	}
+	return headerFor(op, name, id, opts)
+}
+
+// headerFor builds the header of a new ring of identity id: the options
+// normalised and validated, the geometry, the fence mode.
+func headerFor(op, name string, id identity, opts *Options) (header, error) {
 	if err := opts.normalize(); err != nil {
 		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
 	}
@@ -271,13 +277,15 @@ func newHeader[T Layout](op, name string, opts *Options) (header, error) {
 	asym := opts.forceAsym
 	switch opts.Fences {
 	case FencesAuto:
-		asym = membarrierRegistered()
+		asym = asym || membarrierRegistered()
 	case FencesAsymmetric:
-		if !membarrierRegistered() {
+		if !asym && !membarrierRegistered() {
 			return header{}, fmt.Errorf("%s %q: %w: asymmetric fences need membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED), which this process cannot register (kernel, seccomp or %s=strong)",
 				op, name, ErrUnsupported, fencesEnv)
 		}
 		asym = true
+	case FencesStrong:
+		asym = false
 	}
 	return header{
 		fingerprint: id.fingerprint,

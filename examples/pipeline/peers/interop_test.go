@@ -313,8 +313,8 @@ func TestPublisherKilled(t *testing.T) {
 // implement it: the publisher serves a sealed memfd ring on a Unix socket,
 // the subscriber dials it, checks its seals and registers.
 func TestSealedMatrix(t *testing.T) {
-	goPeer, _, _ := peerPrograms(t)
-	all := []peers.Peer{goPeer}
+	goPeer, cppPeer, pyPeer := peerPrograms(t)
+	all := []peers.Peer{goPeer, cppPeer, pyPeer}
 	for _, pub := range all {
 		for _, sub := range all {
 			t.Run(pub.Lang+"_to_"+sub.Lang, func(t *testing.T) {

@@ -1,18 +1,25 @@
 // attach_fuzz: arbitrary bytes as a ring segment, validated, attached to and
-// read from, as two message types (Tick: 64 B align 8; Book: 64 B align 64).
-// The property is ABI.md §11's: an error or a working subscriber, never a
-// crash, a hang or an access outside the file (ASan and UBSan watch).
+// read from, as three message types (Tick: 64 B align 8; Book: 64 B align
+// 64; Small: 16 B align 8, the line slot layout's case). The property is
+// ABI.md §11's: an error or a working subscriber, never a crash, a hang or an
+// access outside the file (ASan and UBSan watch); and a header that
+// validates describes a layout whose every region lies in the segment, in
+// order, aligned as ABI.md §3 says.
 //
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined \
 //       -Iruntime/cpp/include runtime/cpp/fuzz/attach_fuzz.cpp -o attach_fuzz
 //   mkdir -p /tmp/corpus && ./attach_fuzz -max_len=8192 /tmp/corpus runtime/cpp/fuzz/corpus
 //
-// The seeds in corpus/ are the golden vectors (golden/abi/*.hex) as binary
-// segments, and tick_block_v1_named: the Tick vector whose entry 0 carries
+// The seeds in corpus/ are the golden vectors (golden/abi/*_v2.hex) as binary
+// segments, and tick_block_v2_named: the Tick vector whose entry 0 carries
 // the key of the named subscriber "fuzz", so that mutations start on the
 // resume path of registration (ABI.md §8.4), which does arithmetic on the
-// entry's untrusted head, join and counters. runtime/cpp/cpp_test.go checks
-// that the seeds still are what they say, and runs this target briefly.
+// entry's untrusted head, join and counters. The v2 fields are in the seeds:
+// flags (line slots, asymmetric fences), the eviction table and its offset,
+// table_high, entry flags (small_line_asym_v2 has a STRONG entry, so
+// mutations reach a membarrier-less registrant's wait for the producer).
+// runtime/cpp/cpp_test.go checks that the seeds still are what they say,
+// and runs this target briefly.
 //
 // Attach takes a segment name, as real peers do, so each input is written to
 // /dev/shm/t-cpp-fuzz-PID (created exclusively, mode 0600, removed before
@@ -22,6 +29,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <span>
 #include <string>
 
@@ -30,30 +38,16 @@
 
 #include <tachyon/ring.hpp>
 
+#include "../tests/messages.hpp"
+
 namespace {
 
 using namespace std::chrono_literals;
 
 // The golden vectors' message types (golden/abi/README.md).
-struct alignas(8) Tick {
-    static constexpr std::uint64_t kFingerprint = 0x7ac49e0f1d2b3c4dULL;
-    static constexpr std::uint32_t kTypeId = 1;
-    static constexpr std::size_t kSize = 64;
-    static constexpr std::size_t kAlign = 8;
-    std::uint64_t seq;
-    std::uint64_t timestamp_ns;
-    std::uint8_t payload[48];
-};
-
-struct alignas(64) Book {
-    static constexpr std::uint64_t kFingerprint = 0xb00c000000000002ULL;
-    static constexpr std::uint32_t kTypeId = 2;
-    static constexpr std::size_t kSize = 64;
-    static constexpr std::size_t kAlign = 64;
-    std::uint64_t seq;
-    std::uint64_t levels[6];
-    std::uint64_t check;
-};
+using fixtures::Book;
+using fixtures::Small;
+using fixtures::Tick;
 
 /// Touches every byte of a message, so a read outside the mapping is caught.
 template <class T>
@@ -111,12 +105,37 @@ bool write_segment(const std::string& path, const std::uint8_t* data, std::size_
     return off == size;
 }
 
+/// A validated geometry's invariants (ABI.md §3): regions in order, each
+/// inside the segment, every atomic word aligned, every slot's message
+/// aligned, line slots on cache lines.
+void check_layout(const tachyon::abi::Geometry& g) {
+    namespace abi = tachyon::abi;
+    const bool ok = g.sleepers_off == abi::kHeaderSize && g.evict_off >= g.sleepers_off + 4 * g.max_subs &&
+                    g.evict_off % abi::kLineSize == 0 && g.table_off >= g.evict_off + 8 * g.max_subs &&
+                    g.table_off % abi::kLineSize == 0 && g.slots_off >= g.table_off + abi::kEntrySize * g.max_subs &&
+                    g.slots_off % g.msg_align == 0 && g.slots_off % 8 == 0 && g.slot_size % 8 == 0 &&
+                    g.slot_msg_off % g.msg_align == 0 && g.slot_msg_off >= 8 &&
+                    g.slot_msg_off + g.msg_size <= g.slot_size && g.slot_size % g.msg_align == 0 &&
+                    (!g.line_slots || (g.slot_size % abi::kCacheLine == 0 && g.slots_off % abi::kCacheLine == 0)) &&
+                    g.seg_size == g.slots_off + g.capacity * g.slot_size && g.seg_size <= abi::kMaxSegmentSize &&
+                    g.mask == g.capacity - 1;
+    if (!ok) std::abort();
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     // Validation alone, over the bytes as given (any length).
     const auto d = tachyon::abi::decode_header(std::span(reinterpret_cast<const std::byte*>(data), size));
-    if (d.error == tachyon::Errc::ok && d.header.geo.seg_size < tachyon::abi::kHeaderSize) std::abort();
+    if (d.error == tachyon::Errc::ok) {
+        check_layout(d.header.geo);
+        // Re-encoding what validated gives the same identity line back.
+        std::byte line[tachyon::abi::kHeaderSize]{};
+        tachyon::abi::encode_identity(line, d.header);
+        if (std::memcmp(line, data, tachyon::abi::kOffReady) != 0 ||
+            std::memcmp(line + 0x10, data + 0x10, tachyon::abi::kLineSize - 0x10) != 0)
+            std::abort();
+    }
 
     static const std::string name = "t-cpp-fuzz-" + std::to_string(::getpid());
     static const std::string path = "/dev/shm/" + name;
@@ -127,6 +146,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     attach_and_read<Tick>(name, false);
     attach_and_read<Tick>(name, true);
     attach_and_read<Book>(name, false);
+    attach_and_read<Small>(name, false);
     ::unlink(path.c_str());
     return 0;
 }

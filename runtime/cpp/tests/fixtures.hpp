@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <mutex>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -32,6 +34,7 @@
 #include <tachyon/ring.hpp>
 
 #include "harness.hpp"
+#include "messages.hpp"
 
 namespace fixtures {
 
@@ -48,89 +51,7 @@ using Clock = std::chrono::steady_clock;
 inline std::string golden_dir = "golden/abi";
 
 // ---------------------------------------------------------------------------
-// Message types. Tick and Book are the golden vectors' types
-// (golden/abi/README.md), written by hand as tachyon-gen would emit them;
-// their fingerprints are fixed test constants, not schema hashes.
-
-/// splitmix64's finaliser: every payload word depends on the sequence, so a
-/// torn message (words of two messages) cannot pass intact().
-constexpr std::uint64_t mix(std::uint64_t x) {
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-struct alignas(8) Tick {
-    static constexpr std::uint64_t kFingerprint = 0x7ac49e0f1d2b3c4dULL;
-    static constexpr std::uint32_t kTypeId = 1;
-    static constexpr std::size_t kSize = 64;
-    static constexpr std::size_t kAlign = 8;
-
-    std::uint64_t seq;
-    std::uint64_t timestamp_ns;  // XOR of the payload words (a checksum)
-    std::uint8_t payload[48];
-
-    void fill(std::uint64_t s) {
-        seq = s;
-        std::uint64_t sum = 0;
-        for (int k = 0; k < 6; ++k) {
-            const std::uint64_t w = mix(s * 8 + static_cast<std::uint64_t>(k));
-            sum ^= w;
-            std::memcpy(payload + 8 * k, &w, 8);
-        }
-        timestamp_ns = sum;
-    }
-    [[nodiscard]] bool intact() const {
-        std::uint64_t sum = 0;
-        for (int k = 0; k < 6; ++k) {
-            const std::uint64_t w = mix(seq * 8 + static_cast<std::uint64_t>(k));
-            std::uint64_t got;
-            std::memcpy(&got, payload + 8 * k, 8);
-            if (got != w) return false;
-            sum ^= w;
-        }
-        return timestamp_ns == sum;
-    }
-};
-static_assert(sizeof(Tick) == 64 && alignof(Tick) == 8);
-
-/// A 512-byte message whose every word depends on the sequence: a copy of
-/// it takes long enough for an overwrite to land in the middle, which is
-/// what the torn-read tests need.
-struct alignas(8) Wide {
-    static constexpr std::uint64_t kFingerprint = 0x31de000000000005ULL;
-    static constexpr std::uint32_t kTypeId = 5;
-    static constexpr std::size_t kSize = 512;
-    static constexpr std::size_t kAlign = 8;
-
-    std::uint64_t seq;
-    std::uint64_t words[63];
-
-    void fill(std::uint64_t s) {
-        seq = s;
-        for (std::uint64_t k = 0; k < 63; ++k) words[k] = mix(s * 64 + k);
-    }
-    [[nodiscard]] bool intact() const {
-        for (std::uint64_t k = 0; k < 63; ++k) {
-            if (words[k] != mix(seq * 64 + k)) return false;
-        }
-        return true;
-    }
-};
-static_assert(sizeof(Wide) == 512);
-
-struct alignas(64) Book {
-    static constexpr std::uint64_t kFingerprint = 0xb00c000000000002ULL;
-    static constexpr std::uint32_t kTypeId = 2;
-    static constexpr std::size_t kSize = 64;
-    static constexpr std::size_t kAlign = 64;
-
-    std::uint64_t seq;
-    std::uint64_t levels[6];
-    std::uint64_t check;
-};
-static_assert(sizeof(Book) == 64 && alignof(Book) == 64);
+// Message types (messages.hpp) and impostors.
 
 /// A type that claims another identity: what a peer built from a different
 /// schema looks like.
@@ -195,11 +116,55 @@ inline std::uint64_t entry_off(std::uint64_t table_off, std::uint64_t i, std::ui
     return table_off + i * tachyon::abi::kEntrySize + field;
 }
 
+/// The geometry of a publisher's own ring, decoded from its header.
 template <class T>
-std::uint64_t table_off(const Publisher<T>& pub) {
+tachyon::abi::Geometry geometry(const Publisher<T>& pub) {
     const auto d = tachyon::abi::decode_header(pub.segment_bytes().first(tachyon::abi::kHeaderSize));
     check_eq(d.error, Errc::ok, "own header");
-    return d.header.geo.table_off;
+    return d.header.geo;
+}
+
+template <class T>
+std::uint64_t table_off(const Publisher<T>& pub) {
+    return geometry(pub).table_off;
+}
+
+/// Whether entry i of a publisher's ring is evicted (ABI.md §5.5): its
+/// eviction word holds its generation.
+template <class T>
+bool entry_evicted(const Publisher<T>& pub, std::uint64_t i) {
+    namespace abi = tachyon::abi;
+    const auto g = geometry(pub);
+    return shared_u64(pub, g.evict_word_off(i)).load() == shared_u64(pub, g.entry_off(i) + abi::kEntGen).load();
+}
+
+/// Sets an environment variable for a scope (single-threaded tests only).
+class ScopedEnv {
+public:
+    ScopedEnv(const char* name, const char* value) : name_(name) {
+        if (const char* old = std::getenv(name)) old_ = old;
+        ::setenv(name, value, 1);
+    }
+    ScopedEnv(const ScopedEnv&) = delete;
+    ScopedEnv& operator=(const ScopedEnv&) = delete;
+    ~ScopedEnv() {
+        if (old_) ::setenv(name_, old_->c_str(), 1);
+        else ::unsetenv(name_);
+    }
+
+private:
+    const char* name_;
+    std::optional<std::string> old_;
+};
+
+/// The uid and gid of `nobody`, whom tests switch a forked child to.
+inline constexpr uid_t kNobody = 65534;
+
+/// In a forked child: becomes `nobody` (needs root), keeping the group.
+inline void become_nobody() {
+    const bool ok = ::setgroups(0, nullptr) == 0 && ::setgid(kNobody) == 0 && ::setuid(kNobody) == 0;
+    const int err = errno;
+    check(ok, std::string("switch to uid 65534: ") + std::strerror(err));
 }
 
 template <class T>

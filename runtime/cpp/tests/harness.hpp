@@ -87,7 +87,7 @@ template <class A, class B>
 template <class A, class B>
 void check_eq(const A& got, const B& want, std::string_view what = {}, Where loc = Where::here()) {
     bool equal;
-    if constexpr (std::integral<A> && std::integral<B>)
+    if constexpr (std::integral<A> && std::integral<B> && !std::same_as<A, bool> && !std::same_as<B, bool>)
         equal = std::cmp_equal(got, want);
     else
         equal = got == want;

@@ -1,4 +1,4 @@
-"""Byte-level constants and header codec of ring ABI v1 (runtime/ABI.md).
+"""Byte-level constants and header codec of ring ABI v2 (runtime/ABI.md).
 
 Everything here is a transcription of the ABI text: offsets (§4-§7), the
 derived layout (§3) and the validation rules (§6). The golden vectors under
@@ -23,12 +23,16 @@ __all__ = [
     "compute_geometry",
     "decode_header",
     "encode_identity",
+    "line_slots_by_default",
 ]
 
 #: ASCII ``TACHRING`` read as a little-endian u64 (§4).
 MAGIC = 0x474E495248434154
 #: The segment layout version this client speaks (§13).
-ABI_VERSION = 1
+ABI_VERSION = 2
+
+#: Indices and counters are u64: every sum is taken modulo 2**64 (§1).
+U64_MASK = (1 << 64) - 1
 
 #: The fixed header: identity, producer hot, producer control, registry lines.
 HEADER_SIZE = 512
@@ -36,6 +40,8 @@ HEADER_SIZE = 512
 LINE_SIZE = 128
 #: Size of one subscriber table entry (§7).
 ENTRY_SIZE = 128
+#: A cache line: the slot granularity of the line slot layout (§3).
+CACHE_LINE = 64
 
 MAX_MESSAGE_SIZE = 1 << 20
 MAX_ALIGN = 4096
@@ -50,6 +56,14 @@ WATCHDOG_S = 0.2
 REGISTRY_TIMEOUT_S = 1.0
 #: Bounded wait for ``ready`` at attach (§2 attach step 4; Go: 1 s).
 READY_TIMEOUT_S = 1.0
+#: A membarrier-less registrant proceeds once the tail has been still this
+#: long (an idle producer, §8.4 step 4) ...
+IDLE_PROOF_S = 0.1
+#: ... and fails after the tail moved this long without an acknowledgement.
+ACK_TIMEOUT_S = 1.0
+#: Until the producer fences for it, a membarrier-less subscriber's sleeps
+#: are bounded by this (§8.6).
+STRONG_PENDING_SLEEP_S = 0.001
 
 # Identity line (0x000-0x07F), immutable after ready (§4).
 OFF_MAGIC = 0x00  # u64
@@ -72,12 +86,19 @@ OFF_SEGMENT_SIZE = 0x58  # u64
 OFF_LIVENESS_NS = 0x60  # u64
 OFF_CREATED_NS = 0x68  # u64, volatile
 OFF_BATCH = 0x70  # u32
-OFF_FLAGS = 0x74  # u32
-OFF_RESERVED = 0x78  # u64
+OFF_FLAGS = 0x74  # u32: FLAG_LINE_SLOTS | FLAG_ASYM_FENCES
+OFF_EVICT_OFFSET = 0x78  # u64, derived
+
+#: flags bit 0: every slot starts on a cache line and spans whole lines (§3).
+FLAG_LINE_SLOTS = 1 << 0
+#: flags bit 1: asymmetric fences, membarrier on the heavy side (§8.6).
+FLAG_ASYM_FENCES = 1 << 1
+KNOWN_FLAGS = FLAG_LINE_SLOTS | FLAG_ASYM_FENCES
 
 # Producer hot line (0x080-0x0FF), writer: producer (§5.1).
-OFF_TAIL = 0x80  # u64 atomic; low 32 bits are the subscribers' futex word
+OFF_TAIL = 0x80  # u64 atomic
 OFF_DROPPED_NEWEST = 0x88  # u64 atomic
+OFF_NOTIFY = 0x90  # u32 atomic: the subscribers' futex word, an eventcount
 
 # Producer control line (0x100-0x17F), writer: producer (§5.2). The same
 # range is the producer's liveness lock (§9).
@@ -88,14 +109,17 @@ OFF_WAIT_ENTRY = 0x10C  # u32 atomic
 OFF_PROD_START_TIME = 0x110  # u64, volatile
 OFF_PROD_HEARTBEAT = 0x118  # u64 atomic, volatile
 OFF_WAIT_HEAD = 0x120  # u64 atomic
+OFF_SCAN_EPOCH = 0x128  # u64 atomic: reg_epoch as of the latest table scan
+OFF_PROD_FENCES = 0x130  # u32 atomic: FENCES_LIGHT or FENCES_STRONG
 PROD_LOCK_START = 0x100
 PROD_LOCK_LEN = LINE_SIZE
 
 # Registry line (0x180-0x1FF), writer: registry-lock holder (§5.3).
 OFF_REG_EPOCH = 0x180  # u64 atomic
+OFF_TABLE_HIGH = 0x188  # u32 atomic: 1 + the highest entry index ever registered (never decreases)
 
 # Subscriber entry fields, relative to the entry (§7).
-ENT_HEAD = 0x00  # u64 atomic, owner; low 32 bits are the producer's futex word
+ENT_HEAD = 0x00  # u64 atomic, owner
 ENT_RECEIVED = 0x08  # u64 atomic, owner
 ENT_DROPPED = 0x10  # u64 atomic, owner
 ENT_HEARTBEAT = 0x18  # u64 atomic, owner, volatile
@@ -106,6 +130,11 @@ ENT_MAX_LAG = 0x30  # u64 atomic, registry lock
 ENT_START_TIME = 0x38  # u64, registry lock, volatile
 ENT_JOIN = 0x40  # u64, registry lock
 ENT_KEY = 0x48  # u64, registry lock: a named subscriber's key, 0 if anonymous
+ENT_WAKE = 0x50  # u32 atomic, owner: the parked producer's futex word, an eventcount
+ENT_FLAGS = 0x54  # u32, registry lock: ENT_FLAG_STRONG
+
+#: entry_flags bit 0: the owner cannot issue membarrier (§8.6).
+ENT_FLAG_STRONG = 1 << 0
 
 # Values of the ready word, the producer state and the entry state.
 READY_INIT = 0
@@ -114,8 +143,10 @@ PROD_NONE = 0
 PROD_ACTIVE = 1
 PROD_CLOSED = 2
 ENT_FREE = 0
-ENT_ACTIVE = 1
-ENT_EVICTED = 2
+ENT_JOINING = 1  # registering: holds the producer back, not yet counted
+ENT_ACTIVE = 2
+FENCES_LIGHT = 0
+FENCES_STRONG = 1
 
 
 class Policy(IntEnum):
@@ -167,15 +198,17 @@ def _is_pow2(x: int) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Geometry:
-    """Every offset and size of a segment, derived from four primary values."""
+    """Every offset and size of a segment, derived from five primary values."""
 
     msg_size: int
     msg_align: int
+    line_slots: bool
     slot_msg_offset: int
     slot_size: int
     capacity: int
     max_subs: int
     sleepers_offset: int
+    evict_offset: int
     table_offset: int
     slots_offset: int
     segment_size: int
@@ -189,12 +222,22 @@ class Geometry:
         """Offset of subscriber entry ``i``."""
         return self.table_offset + ENTRY_SIZE * i
 
+    def evict_word(self, i: int) -> int:
+        """Offset of entry ``i``'s eviction word (§5.5)."""
+        return self.evict_offset + 8 * i
+
     def slot_offset(self, index: int) -> int:
         """Offset of the slot (its stamp) that holds ring index ``index``."""
         return self.slots_offset + (index & (self.capacity - 1)) * self.slot_size
 
 
-def compute_geometry(msg_size: int, msg_align: int, capacity: int, max_subs: int) -> Geometry:
+def line_slots_by_default(msg_size: int, msg_align: int) -> bool:
+    """This client's choice of slot layout when the creator does not say (as Go's):
+    line slots when a stamp and the message fit one cache line, else packed."""
+    return max(8, msg_align) + msg_size <= CACHE_LINE
+
+
+def compute_geometry(msg_size: int, msg_align: int, capacity: int, max_subs: int, line_slots: bool) -> Geometry:
     """Derive a segment's layout (ABI §3); raise ValueError if out of range."""
     if not 1 <= msg_size <= MAX_MESSAGE_SIZE:
         raise ValueError(f"message size {msg_size} outside [1, {MAX_MESSAGE_SIZE}]")
@@ -206,11 +249,12 @@ def compute_geometry(msg_size: int, msg_align: int, capacity: int, max_subs: int
         raise ValueError(f"capacity {capacity} is not a power of two in [2, {MAX_CAPACITY}]")
     if not 1 <= max_subs <= MAX_SUBSCRIBERS:
         raise ValueError(f"subscriber table size {max_subs} outside [1, {MAX_SUBSCRIBERS}]")
-    slot_align = max(8, msg_align)
-    slot_msg_offset = slot_align
+    slot_msg_offset = max(8, msg_align)
+    slot_align = max(CACHE_LINE, msg_align) if line_slots else slot_msg_offset
     slot_size = _round_up(slot_msg_offset + msg_size, slot_align)
     sleepers_offset = HEADER_SIZE
-    table_offset = sleepers_offset + _round_up(4 * max_subs, LINE_SIZE)
+    evict_offset = sleepers_offset + _round_up(4 * max_subs, LINE_SIZE)
+    table_offset = evict_offset + _round_up(8 * max_subs, LINE_SIZE)
     slots_offset = _round_up(table_offset + ENTRY_SIZE * max_subs, max(LINE_SIZE, msg_align))
     segment_size = slots_offset + capacity * slot_size
     if segment_size > MAX_SEGMENT_SIZE:
@@ -220,11 +264,13 @@ def compute_geometry(msg_size: int, msg_align: int, capacity: int, max_subs: int
     return Geometry(
         msg_size=msg_size,
         msg_align=msg_align,
+        line_slots=line_slots,
         slot_msg_offset=slot_msg_offset,
         slot_size=slot_size,
         capacity=capacity,
         max_subs=max_subs,
         sleepers_offset=sleepers_offset,
+        evict_offset=evict_offset,
         table_offset=table_offset,
         slots_offset=slots_offset,
         segment_size=segment_size,
@@ -239,9 +285,15 @@ class Header:
     type_id: int
     policy: Policy
     batch: int
+    asym_fences: bool
     liveness_ns: int
     created_ns: int
     geo: Geometry
+
+    @property
+    def flags(self) -> int:
+        """The identity line's flags word."""
+        return (FLAG_LINE_SLOTS if self.geo.line_slots else 0) | (FLAG_ASYM_FENCES if self.asym_fences else 0)
 
 
 _U32 = struct.Struct("<I")
@@ -272,8 +324,8 @@ def encode_identity(h: Header) -> bytearray:
         (OFF_LIVENESS_NS, _U64, h.liveness_ns),
         (OFF_CREATED_NS, _U64, h.created_ns),
         (OFF_BATCH, _U32, h.batch),
-        (OFF_FLAGS, _U32, 0),
-        (OFF_RESERVED, _U64, 0),
+        (OFF_FLAGS, _U32, h.flags),
+        (OFF_EVICT_OFFSET, _U64, g.evict_offset),
     ):
         s.pack_into(b, off, v)
     return b
@@ -299,17 +351,22 @@ def decode_header(raw: bytes) -> Header:
         raise HeaderError("corrupt", f"magic {magic:#018x}, want {MAGIC:#018x}")
     version = u32(OFF_VERSION)
     if version != ABI_VERSION:
-        raise HeaderError("version", f"ABI version {version}, want {ABI_VERSION}")
+        raise HeaderError("version", f"the segment is ABI version {version}, this client speaks version {ABI_VERSION}")
     ready = u32(OFF_READY)
     if ready != READY:
         if ready == READY_INIT:
             raise HeaderError("not_ready", "segment not ready (its creator is still initialising it)")
         raise HeaderError("corrupt", f"ready word {ready}, want {READY}")
+    flags = u32(OFF_FLAGS)
+    if flags & ~KNOWN_FLAGS:
+        raise HeaderError("corrupt", f"flags {flags:#x}, want only bits of {KNOWN_FLAGS:#x}")
     policy = u32(OFF_POLICY)
     if policy > Policy.DROP_OLDEST:
         raise HeaderError("corrupt", f"policy {policy}, want 0, 1 or 2")
     try:
-        geo = compute_geometry(u32(OFF_MSG_SIZE), u32(OFF_MSG_ALIGN), u64(OFF_CAPACITY), u32(OFF_MAX_SUBS))
+        geo = compute_geometry(
+            u32(OFF_MSG_SIZE), u32(OFF_MSG_ALIGN), u64(OFF_CAPACITY), u32(OFF_MAX_SUBS), bool(flags & FLAG_LINE_SLOTS)
+        )
     except ValueError as e:
         raise HeaderError("corrupt", str(e)) from None
     batch = u32(OFF_BATCH)
@@ -323,11 +380,10 @@ def decode_header(raw: bytes) -> Header:
         ("slot message offset", u32(OFF_SLOT_MSG_OFFSET), geo.slot_msg_offset),
         ("header size", u32(OFF_HEADER_SIZE), HEADER_SIZE),
         ("sleepers offset", u64(OFF_SLEEPERS_OFFSET), geo.sleepers_offset),
+        ("eviction table offset", u64(OFF_EVICT_OFFSET), geo.evict_offset),
         ("table offset", u64(OFF_TABLE_OFFSET), geo.table_offset),
         ("slots offset", u64(OFF_SLOTS_OFFSET), geo.slots_offset),
         ("segment size", u64(OFF_SEGMENT_SIZE), geo.segment_size),
-        ("flags", u32(OFF_FLAGS), 0),
-        ("reserved", u64(OFF_RESERVED), 0),
     ):
         if got != want:
             raise HeaderError("corrupt", f"{name} {got}, want {want}")
@@ -336,6 +392,7 @@ def decode_header(raw: bytes) -> Header:
         type_id=u32(OFF_TYPE_ID),
         policy=Policy(policy),
         batch=batch,
+        asym_fences=bool(flags & FLAG_ASYM_FENCES),
         liveness_ns=liveness_ns,
         created_ns=u64(OFF_CREATED_NS),
         geo=geo,

@@ -1,35 +1,23 @@
 """Linux primitives the ring needs, from the standard library and ctypes.
 
-* futex(2) through ``syscall(SYS_futex=202, ...)``, on shared (never
-  ``FUTEX_PRIVATE_FLAG``) words: the segment is mapped by other processes.
 * The registry lock: BSD ``flock`` on the segment's fd (ABI §8.4).
-* Liveness locks: OFD byte-range locks (``F_OFD_SETLK``/``F_OFD_GETLK``),
+* Liveness locks: OFD byte-range write locks (``F_OFD_SETLK``/``F_OFD_GETLK``),
   owned by the open file description, dropped by the kernel when its last fd
   closes, on exit or SIGKILL (ABI §9).
-* The full fence of the ABI's handshakes (§8, marked ⟂): a LOCK-prefixed
-  instruction, which CPython executes when it acquires and releases a
-  private ``threading.Lock`` (a compare-exchange / atomic add on the lock
-  word, whether glibc semaphores or, on 3.13+, PyMutex).
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
 import os
 import struct
-import threading
 import time
 
 __all__ = [
     "flock_lock",
     "flock_try",
     "flock_unlock",
-    "fence",
-    "fence_lock",
-    "futex_wait",
-    "futex_wake",
     "mono_ns",
     "ofd_held",
     "ofd_try_lock",
@@ -37,63 +25,9 @@ __all__ = [
     "process_start_time",
 ]
 
-SYS_FUTEX = 202  # x86-64
-FUTEX_WAIT = 0
-FUTEX_WAKE = 1
-INT_MAX = 0x7FFFFFFF
-
 # fcntl grew the OFD commands in Python 3.9; the numbers are Linux's.
 F_OFD_GETLK: int = getattr(fcntl, "F_OFD_GETLK", 36)
 F_OFD_SETLK: int = getattr(fcntl, "F_OFD_SETLK", 37)
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-_syscall.argtypes = [
-    ctypes.c_long,  # number
-    ctypes.c_void_p,  # uaddr
-    ctypes.c_long,  # futex_op
-    ctypes.c_long,  # val
-    ctypes.c_void_p,  # timeout (relative) or NULL
-    ctypes.c_void_p,  # uaddr2
-    ctypes.c_long,  # val3
-]
-
-
-class _Timespec(ctypes.Structure):
-    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
-
-
-def futex_wait(addr: int, expected: int, timeout_s: float) -> bool:
-    """Sleep while the u32 at ``addr`` equals ``expected``, at most ``timeout_s``.
-
-    Returns True if the sleep ended by timeout. The GIL is released for the
-    duration of the call (ctypes CDLL). A signal interrupts the sleep
-    (EINTR), so KeyboardInterrupt is delivered promptly.
-    """
-    if timeout_s <= 0:
-        return False
-    ns = int(timeout_s * 1e9)
-    ts = _Timespec(ns // 1_000_000_000, ns % 1_000_000_000)
-    r = _syscall(SYS_FUTEX, addr, FUTEX_WAIT, expected & 0xFFFFFFFF, ctypes.addressof(ts), None, 0)
-    if r == -1:
-        return ctypes.get_errno() == errno.ETIMEDOUT
-    return False
-
-
-def futex_wake(addr: int, n: int) -> None:
-    """Wake at most ``n`` waiters sleeping on the u32 at ``addr``."""
-    _syscall(SYS_FUTEX, addr, FUTEX_WAKE, n, None, None, 0)
-
-
-fence_lock = threading.Lock()
-"""A private lock whose acquire + release is the fence (never held otherwise)."""
-
-
-def fence() -> None:
-    """A full memory fence (StoreLoad) on x86-64: two LOCK-prefixed instructions."""
-    fence_lock.acquire()
-    fence_lock.release()
 
 
 def mono_ns() -> int:
@@ -177,12 +111,15 @@ def ofd_unlock(fd: int, start: int, length: int) -> None:
 
 
 def ofd_held(fd: int, start: int, length: int) -> bool:
-    """Whether another open file description holds a lock on the range.
+    """Whether another open file description holds a *write* lock on the range.
 
-    An error counts as held: a peer is never declared dead on a guess.
+    The probe asks about a read lock, which only a write lock conflicts with
+    (ABI §9): a read lock, which anyone who can open the segment read-only
+    may take, never makes a dead peer look alive. An error counts as held:
+    a peer is never declared dead on a guess.
     """
     try:
-        out = fcntl.fcntl(fd, F_OFD_GETLK, _flock_struct(fcntl.F_WRLCK, start, length))
+        out = fcntl.fcntl(fd, F_OFD_GETLK, _flock_struct(fcntl.F_RDLCK, start, length))
     except OSError:
         return True
     kind = struct.unpack_from("h", out)[0]

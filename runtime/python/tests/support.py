@@ -6,15 +6,19 @@
 * ``Tick`` and ``Book`` mirror the Go test types of the golden ABI vectors
   (runtime/ring/types_test.go) in the shape tachyon-gen gives Python records:
   SIZE, TYPE_ID, FINGERPRINT, ALIGN, STRUCT, DTYPE, unpack_from, pack_into.
-  Their fingerprints are fixed test constants, not schema hashes.
+  ``Small`` is the 16-byte message of the line-slot vector. Their
+  fingerprints are fixed test constants, not schema hashes.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import struct
+import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,6 +65,35 @@ def records(seqs: range) -> np.ndarray:  # type: ignore[type-arg]
 def pypeer_argv(gen: Path, *args: str) -> list[str]:
     """The command line of the Python peer."""
     return [sys.executable, str(PYPEER), "--gen-dir", str(gen), *args]
+
+
+def start(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start a peer (or any child) with its stdout and stderr captured."""
+    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(p: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+    """Wait for a peer; return its one JSON summary line (and check there is one)."""
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, f"{p.args}: exit {p.returncode}\n{err}"
+    lines = out.strip().splitlines()
+    assert len(lines) == 1, f"{p.args}: want one JSON line, got {out!r}"
+    summary: dict[str, Any] = json.loads(lines[0])
+    return summary
+
+
+HELPER_PRELUDE = f"""
+import sys, time
+sys.path.insert(0, {str(PYROOT)!r}); sys.path.insert(0, {str(GOLDEN_PY)!r})
+import numpy as np
+import tachyon
+from message_tsch import Message
+"""
+
+
+def helper(code: str) -> subprocess.Popen[str]:
+    """A Python child running ``code`` (after HELPER_PRELUDE: tachyon, Message, np)."""
+    return start([sys.executable, "-c", HELPER_PRELUDE + textwrap.dedent(code)])
 
 def mix(x: int) -> int:
     """splitmix64's finaliser (the Go test helper ``mix``)."""
@@ -133,6 +166,28 @@ class Book:
 
     def pack_into(self, buffer: Any, offset: int = 0) -> None:
         self.STRUCT.pack_into(buffer, offset, self.seq, *self.levels, self.check)
+
+
+@dataclass(frozen=True)
+class Small:
+    """A 16-byte message: one stamp and the message fit one cache line (line slots)."""
+
+    SIZE: ClassVar[int] = 16
+    ALIGN: ClassVar[int] = 8
+    TYPE_ID: ClassVar[int] = 3
+    FINGERPRINT: ClassVar[int] = 0x5A11000000000003
+    STRUCT: ClassVar[struct.Struct] = struct.Struct("<QQ")
+    DTYPE: ClassVar[np.dtype[Any]] = np.dtype({"names": ["seq", "value"], "formats": ["<u8", "<u8"]})
+
+    seq: int
+    value: int
+
+    @classmethod
+    def unpack_from(cls, buffer: Any, offset: int = 0) -> Small:
+        return cls(*cls.STRUCT.unpack_from(buffer, offset))
+
+    def pack_into(self, buffer: Any, offset: int = 0) -> None:
+        self.STRUCT.pack_into(buffer, offset, self.seq, self.value)
 
 
 def variant(base: type, **overrides: Any) -> type:

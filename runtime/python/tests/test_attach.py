@@ -195,9 +195,9 @@ def test_not_ready_version_and_garbage(ring_name: str) -> None:
         Subscriber.attach(ring_name, Message, timeout=0.05)
     os.unlink(path)
     struct.pack_into("<I", data, abi.OFF_READY, 1)
-    struct.pack_into("<I", data, abi.OFF_VERSION, 2)
+    struct.pack_into("<I", data, abi.OFF_VERSION, 1)
     write_segment(ring_name, bytes(data))
-    with pytest.raises(UnsupportedVersion, match="ABI version 2, want 1"):
+    with pytest.raises(UnsupportedVersion, match="the segment is ABI version 1, this client speaks version 2"):
         Subscriber.attach(ring_name, Message)
     os.unlink(path)
     write_segment(ring_name, random.Random(1).randbytes(8192))
@@ -228,8 +228,9 @@ def test_not_ready_version_and_garbage(ring_name: str) -> None:
         (abi.OFF_TABLE_OFFSET, "<Q", 1 << 50, "table offset"),
         (abi.OFF_SLOTS_OFFSET, "<Q", 4096, "slots offset"),
         (abi.OFF_SEGMENT_SIZE, "<Q", 1 << 62, "segment size"),
-        (abi.OFF_FLAGS, "<I", 1, "flags 1"),
-        (abi.OFF_RESERVED, "<Q", 5, "reserved 5"),
+        (abi.OFF_FLAGS, "<I", 4, "flags 0x4"),
+        (abi.OFF_FLAGS, "<I", 1, "slot size"),  # line slots: the stored geometry no longer matches
+        (abi.OFF_EVICT_OFFSET, "<Q", 5, "eviction table offset 5"),
     ],
 )
 def test_each_header_rule(ring_name: str, off: int, fmt: str, value: int, match: str) -> None:

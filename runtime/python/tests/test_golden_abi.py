@@ -1,14 +1,20 @@
-"""The golden ABI vectors (golden/abi/*.hex): build the same rings, byte for byte."""
+"""The golden ABI vectors (golden/abi/*.hex): build the same rings, byte for byte.
+
+Each test drives this client through the steps golden/abi/README.md gives
+for the vector (the Go test TestGoldenABI drives the Go runtime through the
+same steps) and compares the whole segment, volatile bytes zeroed.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from .support import MASK64, ROOT, Book, Tick
+from .support import MASK64, ROOT, Book, Small, Tick
 
 from tachyon import Publisher, Subscriber
 from tachyon import _abi as abi
+from tachyon import _wait
 
 GOLDEN = ROOT / "golden" / "abi"
 
@@ -43,8 +49,10 @@ def first_diff(want: bytes, got: bytes) -> str:
 
 
 def test_tick_block(ring_name: str) -> None:
-    want = parse_hex(GOLDEN / "tick_block_v1.hex")
-    with Publisher.create(ring_name, Tick, capacity=8, max_subscribers=2, batch=2, liveness_timeout=2.0) as pub:
+    want = parse_hex(GOLDEN / "tick_block_v2.hex")
+    with Publisher.create(
+        ring_name, Tick, capacity=8, max_subscribers=2, batch=2, liveness_timeout=2.0, fences="strong"
+    ) as pub:
         with Subscriber.attach(ring_name, Tick) as sub:
             for seq in range(3):
                 view = pub.claim()
@@ -59,9 +67,10 @@ def test_tick_block(ring_name: str) -> None:
 
 
 def test_book_drop_oldest(ring_name: str) -> None:
-    want = parse_hex(GOLDEN / "book_drop_oldest_v1.hex")
+    want = parse_hex(GOLDEN / "book_drop_oldest_v2.hex")
     with Publisher.create(
-        ring_name, Book, capacity=4, max_subscribers=1, policy="drop_oldest", batch=1, liveness_timeout=1.0
+        ring_name, Book, capacity=4, max_subscribers=1, policy="drop_oldest", batch=1, liveness_timeout=1.0,
+        slot_layout="line", fences="strong",
     ) as pub:
         with Subscriber.attach(ring_name, Book, max_lag=2) as sub:
             for i in range(6):
@@ -71,6 +80,28 @@ def test_book_drop_oldest(ring_name: str) -> None:
             b = sub.recv(timeout=0)
             assert b is not None and b.seq == 4
             assert (sub.received, sub.dropped) == (1, 4)
+            sub._flush_stats()
+            got = snapshot(pub)
+    assert got == want, first_diff(want, got)
+
+
+def test_small_line_asym(ring_name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An asymmetric ring (its mode forced: the vector must not depend on the
+    machine) joined by a membarrier-less subscriber; the producer's first
+    scan acknowledges it and switches to strong fences."""
+    want = parse_hex(GOLDEN / "small_line_asym_v2.hex")
+    monkeypatch.setattr(_wait, "membarrier_registered", lambda: True)
+    with Publisher.create(ring_name, Small, capacity=4, max_subscribers=1, batch=1, liveness_timeout=1.0) as pub:
+        assert pub.stats().slot_layout == "line"  # chosen automatically: 8 + 16 <= 64
+        monkeypatch.setattr(_wait, "membarrier_registered", lambda: False)
+        with Subscriber.attach(ring_name, Small) as sub:
+            assert sub.strong_fences and not pub.strong_fences
+            for i in range(3):
+                pub.publish(Small(i, i * i))
+            assert pub.strong_fences  # its first scan saw the STRONG entry
+            for i in range(2):
+                m = sub.recv(timeout=0)
+                assert m is not None and m.value == i * i
             sub._flush_stats()
             got = snapshot(pub)
     assert got == want, first_diff(want, got)

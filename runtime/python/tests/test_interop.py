@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import json
+import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-from .support import Message, Tick, pypeer_argv, records
+from .support import Message, Tick, finish, pypeer_argv, records, start
 
 import tachyon
 from tachyon import Publisher, Subscriber
 
 N = 200_000
-
-
-def start(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def finish(p: subprocess.Popen[str], timeout: float = 60) -> dict[str, Any]:
-    """Wait for a peer; return its one JSON summary line (and check there is one)."""
-    out, err = p.communicate(timeout=timeout)
-    assert p.returncode == 0, f"{p.args}: exit {p.returncode}\n{err}"
-    lines = out.strip().splitlines()
-    assert len(lines) == 1, f"{p.args}: want one JSON line, got {out!r}"
-    summary: dict[str, Any] = json.loads(lines[0])
-    return summary
 
 
 def wait_registered(name: str, n: int, timeout: float = 20) -> None:
@@ -188,3 +173,57 @@ def test_pypeer_usage_and_missing_module(tmp_path: Path, gen_dir: Path) -> None:
     assert r.returncode == 2 and "--ring" in r.stderr
     r = subprocess.run(pypeer_argv(tmp_path, "sub", "--ring", "t-py-none"), capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "tachyon-gen generate --py-out" in r.stderr
+
+
+def test_pypeer_sub_gives_up_on_an_idle_live_ring(ring_name: str, gen_dir: Path) -> None:
+    """Issue 14 finding 4: like the Go and C++ peers, sub gives up (exit 1)
+    once --timeout-s has passed twice over, even while the publisher lives."""
+    with Publisher.create(ring_name, Message, capacity=16):
+        start_t = time.monotonic()
+        r = subprocess.run(pypeer_argv(gen_dir, "sub", "--ring", ring_name, "--timeout-s", "0.5"),
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+        took = time.monotonic() - start_t
+    assert r.returncode == 1 and r.stdout == ""
+    assert f"receive '{ring_name}': timeout" in r.stderr and "traceback" not in r.stderr.lower()
+    assert took >= 1.0  # twice the timeout: once to attach, once to receive
+
+
+def test_pypeer_takes_a_ring_name_starting_with_a_dash(ring_name: str, gen_dir: Path) -> None:
+    """``--ring -x`` is a value, as Go's flag package reads it (argparse would not)."""
+    name = "-" + ring_name
+    sub = start(pypeer_argv(gen_dir, "sub", "--ring", name, "--timeout-s", "30"))
+    pub = start(pypeer_argv(gen_dir, "pub", "--ring", name, "--count", "1000", "--timeout-s", "30"))
+    try:
+        p, s = finish(pub), finish(sub)
+    finally:
+        for proc in (pub, sub):
+            proc.kill()
+            proc.wait()
+        if os.path.lexists(f"/dev/shm/{name}"):
+            os.unlink(f"/dev/shm/{name}")
+    assert (p["ring"], p["published"]) == (name, 1000)
+    assert (s["ring"], s["received"], s["gaps"]) == (name, 1000, 0)
+
+
+def test_pypeer_capacity_0_names_the_capacity(ring_name: str, gen_dir: Path) -> None:
+    """v1 said 'batch 64 outside [1, 0]': the field at fault is the capacity."""
+    r = subprocess.run(pypeer_argv(gen_dir, "pub", "--ring", ring_name, "--count", "1", "--capacity", "0"),
+                       capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 1
+    assert f"create '{ring_name}': invalid options: capacity 0 is not a power of two" in r.stderr
+    assert "batch" not in r.stderr
+
+
+def test_python_to_go_past_2_63(ring_name: str, gopeer: Path) -> None:
+    """A Python ring whose indices are near 2**64 (stamps 2i+2 wrap modulo
+    2**64): the Go subscriber reads it exactly as the Python one does."""
+    sub = start([str(gopeer), "sub", "--ring", ring_name, "--timeout-s", "30"])
+    with Publisher.create(ring_name, Message, capacity=1024, batch=64, timeout=30) as pub:
+        near = (1 << 64) - (1 << 20)
+        pub._cursor = pub._published = near
+        pub._w64[pub._i_tail] = near
+        pub.wait_subscribers(1, timeout=20)
+        for lo in range(0, 50_000, 10_000):
+            assert pub.publish_array(make_seed(lo, lo + 10_000)) == 10_000
+    s = finish(sub)
+    assert (s["received"], s["gaps"], s["torn"], s["reordered"], s["first"], s["last"]) == (50_000, 0, 0, 0, 0, 49_999)

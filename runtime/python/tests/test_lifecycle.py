@@ -4,36 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
 import pytest
-from .support import GOLDEN_PY, PYROOT, Message, records
+from .support import Message, helper, records
 
 import tachyon
 from tachyon import Publisher, PublisherClosed, PublisherDead, Subscriber
-
-HELPER_PRELUDE = f"""
-import sys, time
-sys.path.insert(0, {str(PYROOT)!r}); sys.path.insert(0, {str(GOLDEN_PY)!r})
-import numpy as np
-import tachyon
-from message_tsch import Message
-"""
-
-
-def helper(code: str) -> subprocess.Popen[str]:
-    """A Python child running ``code`` (after HELPER_PRELUDE)."""
-    return subprocess.Popen(
-        [sys.executable, "-c", HELPER_PRELUDE + textwrap.dedent(code)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
 
 def test_close_drains_then_reports_closed(ring_name: str) -> None:
     pub = Publisher.create(ring_name, Message, capacity=64)  # batch 32: nothing published yet
@@ -140,7 +118,12 @@ def test_dead_subscriber_is_reclaimed(ring_name: str) -> None:
             assert pub.publish_array(records(range(8, 16))) == 8
             assert time.monotonic() - start < 10
             assert pub.evictions == 1  # reclaimed as dead (liveness timeout is 30 s)
-            assert tachyon.inspect(ring_name).subscribers == ()
+            # The producer never writes the table: the entry stays, shown
+            # dead, until a registrant takes its free liveness lock.
+            assert [s.state for s in tachyon.inspect(ring_name).subscribers] == ["dead"]
+            with Subscriber.attach(ring_name, Message) as again:
+                assert again.index == 0
+                assert pub.subscriber_count() == 1
         finally:
             child.kill()
             child.wait()
@@ -155,3 +138,14 @@ def test_abandoned_handles_release_their_locks(ring_name: str) -> None:
     del pub
     assert not tachyon.inspect(ring_name).producer_alive
     tachyon.remove(ring_name)
+
+
+def test_dead_world_writable_ring_is_removed(ring_name: str) -> None:
+    """attach refuses a world-writable ring; remove removes it once its publisher is dead (ABI §10)."""
+    pub = Publisher.create(ring_name, Message, capacity=8)
+    os.chmod(f"/dev/shm/{ring_name}", 0o666)
+    with pytest.raises(tachyon.InsecureSegment, match="world-writable"):
+        Subscriber.attach(ring_name, Message)
+    del pub  # abandoned: dead, the name stays
+    assert tachyon.remove_stale(ring_name) == [ring_name]
+    assert not os.path.exists(f"/dev/shm/{ring_name}")

@@ -189,12 +189,17 @@ def test_table_full(ring_name: str) -> None:
 
 def test_flush_and_batching(ring_name: str) -> None:
     with Publisher.create(ring_name, Message, capacity=64, batch=8) as pub:
-        with Subscriber.attach(ring_name, Message, max_lag=64) as sub:  # lossy: no stamp fast path
+        with Subscriber.attach(ring_name, Message, max_lag=32) as sub:
             pub.publish_array(records(range(5)))
             assert tachyon.inspect(ring_name).published == 0  # below K: not yet published
-            assert sub.recv(timeout=0) is None
-            pub.flush()
+            # A caught-up lossy reader still takes the held-back messages by
+            # their stamps (ABI §8.5 step 1b), loading the tail before each.
             assert [m.seq for m in iter(lambda: sub.recv(timeout=0), None)] == list(range(5))
+            pub.flush()
+            assert tachyon.inspect(ring_name).published == 5
+            pub.publish_array(records(range(5, 13)))  # 13 - 5 >= K: published without a flush
+            assert tachyon.inspect(ring_name).published == 13
+            assert [m.seq for m in iter(lambda: sub.recv(timeout=0), None)] == list(range(5, 13))
 
 
 def test_unlimited_reader_takes_committed_slots_before_the_tail(ring_name: str) -> None:
@@ -286,3 +291,39 @@ def test_anonymous_subscribers_take_named_entries_only_when_full(ring_name: str)
             with Subscriber.attach(ring_name, Message) as s2:
                 assert s2.index == 0  # the table is otherwise full: "a" loses its state
                 assert tachyon.inspect(ring_name).subscribers[0].key == 0
+
+
+def test_table_high_only_grows(ring_name: str) -> None:
+    """Registrants raise table_high (ABI §5.3) before they join; the producer
+    scans and checks sleepers below it only, so a subscriber that did not
+    raise it would never be woken by a Go or C++ producer."""
+    with Publisher.create(ring_name, Message, capacity=8, max_subscribers=4) as pub:
+        high = lambda: int(pub._w32.item(tachyon._abi.OFF_TABLE_HIGH // 4))  # noqa: E731
+        assert high() == 0
+        a = Subscriber.attach(ring_name, Message)
+        b = Subscriber.attach(ring_name, Message)
+        assert (a.index, b.index, high()) == (0, 1, 2)
+        b.close()
+        a.close()
+        assert high() == 2, "never decreases"
+        with Subscriber.attach(ring_name, Message) as c:
+            assert (c.index, high()) == (0, 2)
+
+
+def test_protected_batch_of_an_evicted_subscriber_is_overwritten(ring_name: str) -> None:
+    """An unlimited subscriber of a block ring skips the per-slot stamp checks
+    of its batches and checks its eviction word at release instead (ABI §8.5
+    step 4): a batch held past the liveness timeout is evicted, then
+    overwritten, and its release says so."""
+    with Publisher.create(ring_name, Message, capacity=8, batch=1, liveness_timeout=0.3, spin=0) as pub:
+        with Subscriber.attach(ring_name, Message) as sub:
+            pub.publish_array(records(range(8)))
+            b = sub.recv_batch()
+            assert len(b) == 8
+            pub.publish_array(records(range(8, 16)))  # waits 0.3 s, evicts, overwrites the borrowed slots
+            assert pub.evictions == 1
+            with pytest.raises(Overwritten):
+                b.release()
+            assert (sub.received, sub.dropped) == (0, 8)
+            with pytest.raises(tachyon.Evicted):
+                sub.recv(timeout=1)

@@ -1,4 +1,4 @@
-// The byte-level contract of a Tachyon ring segment, ABI v1
+// The byte-level contract of a Tachyon ring segment, ABI v2
 // (runtime/ABI.md is the normative text; golden/abi/ pins the bytes).
 //
 // Everything here is pure computation on private memory: geometry, header
@@ -23,16 +23,17 @@
 
 namespace tachyon::abi {
 
-// ABI.md §1: clients on other architectures must refuse until they
-// implement the acquire/release fences of §7.
+// ABI.md §1: the protocol is written for x86-64 TSO; a client on a weakly
+// ordered CPU must add the barriers of §8.1 and §8.5 first.
 #if !defined(__x86_64__) || !defined(__linux__)
-#error "the Tachyon ABI v1 C++ client supports Linux x86-64 only"
+#error "the Tachyon ABI v2 C++ client supports Linux x86-64 only"
 #endif
 
 inline constexpr std::uint64_t kMagic = 0x474E495248434154ULL;  // "TACHRING"
-inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint32_t kVersion = 2;
 inline constexpr std::uint64_t kHeaderSize = 512;
-inline constexpr std::uint64_t kLineSize = 128;
+inline constexpr std::uint64_t kLineSize = 128;  // independently written regions
+inline constexpr std::uint64_t kCacheLine = 64;  // the line slot layout's granularity
 inline constexpr std::uint64_t kEntrySize = 128;
 inline constexpr std::uint64_t kMaxMessageSize = 1u << 20;
 inline constexpr std::uint64_t kMaxAlign = 4096;
@@ -63,11 +64,17 @@ inline constexpr std::size_t kOffLivenessNs = 0x60;
 inline constexpr std::size_t kOffCreatedNs = 0x68;  // volatile
 inline constexpr std::size_t kOffBatch = 0x70;
 inline constexpr std::size_t kOffFlags = 0x74;
-inline constexpr std::size_t kOffReserved0 = 0x78;
+inline constexpr std::size_t kOffEvictOff = 0x78;
+
+// Bits of the flags word.
+inline constexpr std::uint32_t kFlagLineSlots = 1u << 0;   // every slot starts on a cache line (§3)
+inline constexpr std::uint32_t kFlagAsymFences = 1u << 1;  // asymmetric fences (§8.6)
+inline constexpr std::uint32_t kKnownFlags = kFlagLineSlots | kFlagAsymFences;
 
 // Producer hot line (0x080-0x0FF), writer: producer.
-inline constexpr std::size_t kOffTail = 0x80;  // low 32 bits: subscribers' futex word
+inline constexpr std::size_t kOffTail = 0x80;
 inline constexpr std::size_t kOffDroppedNewest = 0x88;
+inline constexpr std::size_t kOffNotify = 0x90;  // u32: the subscribers' futex eventcount
 
 // Producer control line (0x100-0x17F), writer: producer; = its liveness lock range.
 inline constexpr std::size_t kOffProdState = 0x100;
@@ -77,14 +84,17 @@ inline constexpr std::size_t kOffProdWaitEntry = 0x10C;
 inline constexpr std::size_t kOffProdStartTime = 0x110;  // volatile
 inline constexpr std::size_t kOffProdHeartbeat = 0x118;  // volatile
 inline constexpr std::size_t kOffProdWaitHead = 0x120;
+inline constexpr std::size_t kOffProdScanEpoch = 0x128;  // reg_epoch its latest scan saw
+inline constexpr std::size_t kOffProdFences = 0x130;     // u32: 0 light, 1 strong
 inline constexpr std::size_t kProdLockStart = 0x100;
 inline constexpr std::size_t kProdLockLen = kLineSize;
 
 // Registry line (0x180-0x1FF), writer: registry-lock (flock) holder.
 inline constexpr std::size_t kOffRegEpoch = 0x180;
+inline constexpr std::size_t kOffTableHigh = 0x188;  // u32: 1 + the highest entry index ever registered
 
 // Subscriber entry fields, relative to the entry.
-inline constexpr std::size_t kEntHead = 0x00;  // low 32 bits: producer's futex word
+inline constexpr std::size_t kEntHead = 0x00;
 inline constexpr std::size_t kEntReceived = 0x08;
 inline constexpr std::size_t kEntDropped = 0x10;
 inline constexpr std::size_t kEntHeartbeat = 0x18;  // volatile
@@ -94,15 +104,23 @@ inline constexpr std::size_t kEntGen = 0x28;
 inline constexpr std::size_t kEntMaxLag = 0x30;
 inline constexpr std::size_t kEntStartTime = 0x38;  // volatile
 inline constexpr std::size_t kEntJoin = 0x40;
-inline constexpr std::size_t kEntKey = 0x48;  // a named subscriber's key, 0 if anonymous
+inline constexpr std::size_t kEntKey = 0x48;    // a named subscriber's key, 0 if anonymous
+inline constexpr std::size_t kEntWake = 0x50;   // u32, owner: the parked producer's futex eventcount
+inline constexpr std::size_t kEntFlags = 0x54;  // u32, registry: kEntFlagStrong
+
+inline constexpr std::uint32_t kEntFlagStrong = 1u << 0;  // the owner cannot issue membarrier (§8.6)
 
 inline constexpr std::uint32_t kReadyInit = 0;
 inline constexpr std::uint32_t kReadyReady = 1;
 inline constexpr std::uint32_t kProdActive = 1;
 inline constexpr std::uint32_t kProdClosed = 2;
+inline constexpr std::uint32_t kProdFencesLight = 0;
+inline constexpr std::uint32_t kProdFencesStrong = 1;
+// Entry states. An entry is evicted when its eviction word (§5.5) equals its
+// generation; the producer never writes the state.
 inline constexpr std::uint32_t kEntFree = 0;
-inline constexpr std::uint32_t kEntActive = 1;
-inline constexpr std::uint32_t kEntEvicted = 2;
+inline constexpr std::uint32_t kEntJoining = 1;  // registering: holds the producer back, not yet counted
+inline constexpr std::uint32_t kEntActive = 2;
 
 }  // namespace tachyon::abi
 
@@ -129,17 +147,20 @@ namespace tachyon::abi {
     return (x + a - 1) & ~(a - 1);
 }
 
-/// Every offset and size of a segment, derived from four primary values
-/// (ABI.md §3). Readers recompute it and compare it with the stored copy.
+/// Every offset and size of a segment, derived from four primary values and
+/// the slot layout (ABI.md §3). Readers recompute it and compare it with the
+/// stored copy.
 struct Geometry {
     std::uint64_t msg_size = 0;
     std::uint64_t msg_align = 0;
+    bool line_slots = false;
     std::uint64_t slot_msg_off = 0;
     std::uint64_t slot_size = 0;
     std::uint64_t capacity = 0;
     std::uint64_t mask = 0;
     std::uint64_t max_subs = 0;
     std::uint64_t sleepers_off = 0;
+    std::uint64_t evict_off = 0;
     std::uint64_t table_off = 0;
     std::uint64_t slots_off = 0;
     std::uint64_t seg_size = 0;
@@ -147,13 +168,15 @@ struct Geometry {
     [[nodiscard]] constexpr std::uint64_t entry_off(std::uint64_t i) const noexcept {
         return table_off + i * kEntrySize;
     }
+    [[nodiscard]] constexpr std::uint64_t evict_word_off(std::uint64_t i) const noexcept { return evict_off + 8 * i; }
+    [[nodiscard]] constexpr std::uint64_t sleeper_off(std::uint64_t i) const noexcept { return sleepers_off + 4 * i; }
 };
 
 /// Derives the layout, or explains (in `why`) why the primary values
 /// cannot describe a segment.
 [[nodiscard]] inline std::optional<Geometry> compute_geometry(std::uint64_t msg_size, std::uint64_t msg_align,
                                                               std::uint64_t capacity, std::uint64_t max_subs,
-                                                              std::string* why = nullptr) {
+                                                              bool line_slots, std::string* why = nullptr) {
     using tachyon::detail::Num;
     auto fail = [&](std::initializer_list<std::string_view> s) -> std::optional<Geometry> {
         if (why != nullptr) *why = tachyon::detail::cat(s);
@@ -172,14 +195,16 @@ struct Geometry {
     Geometry g;
     g.msg_size = msg_size;
     g.msg_align = msg_align;
+    g.line_slots = line_slots;
     g.capacity = capacity;
     g.mask = capacity - 1;
     g.max_subs = max_subs;
-    const std::uint64_t slot_align = msg_align > 8 ? msg_align : 8;
-    g.slot_msg_off = slot_align;
+    g.slot_msg_off = msg_align > 8 ? msg_align : 8;
+    const std::uint64_t slot_align = line_slots ? (msg_align > kCacheLine ? msg_align : kCacheLine) : g.slot_msg_off;
     g.slot_size = round_up(g.slot_msg_off + msg_size, slot_align);
     g.sleepers_off = kHeaderSize;
-    g.table_off = g.sleepers_off + round_up(4 * max_subs, kLineSize);
+    g.evict_off = g.sleepers_off + round_up(4 * max_subs, kLineSize);
+    g.table_off = g.evict_off + round_up(8 * max_subs, kLineSize);
     g.slots_off = round_up(g.table_off + kEntrySize * max_subs, msg_align > kLineSize ? msg_align : kLineSize);
     // slot_size <= 2^20 + 4096 and capacity <= 2^30: the product fits in u64.
     const std::uint64_t slots = g.slot_size * capacity;
@@ -189,15 +214,48 @@ struct Geometry {
     return g;
 }
 
+/// A message type's wire identity: what attach and the sealed handshake
+/// compare (ABI.md §2 "Attach" step 6, §14).
+struct Identity {
+    std::uint64_t fingerprint = 0;
+    std::uint32_t type_id = 0;
+    std::uint64_t size = 0;
+    std::uint64_t align = 0;
+
+    friend constexpr bool operator==(const Identity&, const Identity&) = default;
+};
+
+/// Why `got` (a ring's identity) differs from `want` (the caller's): the
+/// first differing field with both values, or nullopt if they are equal.
+[[nodiscard]] inline std::optional<std::string> identity_mismatch(const Identity& got, const Identity& want) {
+    using tachyon::detail::Num;
+    const auto say = [](std::string_view field, std::uint64_t g, std::uint64_t w) {
+        return tachyon::detail::cat({field, " ", Num::hex(g), ", want ", Num::hex(w)});
+    };
+    if (got.fingerprint != want.fingerprint) return say("fingerprint", got.fingerprint, want.fingerprint);
+    if (got.type_id != want.type_id) return say("type id", got.type_id, want.type_id);
+    if (got.size != want.size) return say("message size", got.size, want.size);
+    if (got.align != want.align) return say("message alignment", got.align, want.align);
+    return std::nullopt;
+}
+
 /// The decoded, validated identity line (a private copy).
 struct Header {
     std::uint64_t fingerprint = 0;
     std::uint32_t type_id = 0;
     Policy policy = Policy::block;
     std::uint32_t batch = 1;
+    bool asym_fences = false;  ///< flags bit 1: the hot sides do not fence (§8.6)
     std::uint64_t liveness_ns = 0;
     std::uint64_t created_ns = 0;
     Geometry geo;
+
+    [[nodiscard]] constexpr Identity identity() const noexcept {
+        return {fingerprint, type_id, geo.msg_size, geo.msg_align};
+    }
+    [[nodiscard]] constexpr std::uint32_t flags() const noexcept {
+        return (geo.line_slots ? kFlagLineSlots : 0) | (asym_fences ? kFlagAsymFences : 0);
+    }
 };
 
 namespace detail {
@@ -236,8 +294,8 @@ inline void encode_identity(std::span<std::byte> b, const Header& h) noexcept {
     store_le<std::uint64_t>(b, kOffLivenessNs, h.liveness_ns);
     store_le<std::uint64_t>(b, kOffCreatedNs, h.created_ns);
     store_le<std::uint32_t>(b, kOffBatch, h.batch);
-    store_le<std::uint32_t>(b, kOffFlags, 0);
-    store_le<std::uint64_t>(b, kOffReserved0, 0);
+    store_le<std::uint32_t>(b, kOffFlags, h.flags());
+    store_le<std::uint64_t>(b, kOffEvictOff, g.evict_off);
 }
 
 /// Outcome of decode_header: a header, or an error code and its explanation.
@@ -262,12 +320,16 @@ struct Decoded {
     if (const auto m = load_le<std::uint64_t>(b, kOffMagic); m != kMagic)
         return fail(Errc::corrupt, {"magic ", Num::hex(m), ", want ", Num::hex(kMagic)});
     if (const auto v = load_le<std::uint32_t>(b, kOffVersion); v != kVersion)
-        return fail(Errc::version, {"ABI version ", Num(v), ", want 1"});
+        return fail(Errc::version, {"the segment is ABI version ", Num(v), ", this client speaks version 2"});
     if (const auto r = load_le<std::uint32_t>(b, kOffReady); r != kReadyReady) {
         if (r == kReadyInit) return fail(Errc::not_ready, {"ready word 0"});
         return fail(Errc::corrupt, {"ready word ", Num(r), ", want 1"});
     }
+    const auto flags = load_le<std::uint32_t>(b, kOffFlags);
+    if ((flags & ~kKnownFlags) != 0)
+        return fail(Errc::corrupt, {"flags ", Num::hex(flags), ", want only bits of ", Num::hex(kKnownFlags)});
     Header& h = d.header;
+    h.asym_fences = (flags & kFlagAsymFences) != 0;
     h.fingerprint = load_le<std::uint64_t>(b, kOffFingerprint);
     h.type_id = load_le<std::uint32_t>(b, kOffTypeId);
     const auto policy = load_le<std::uint32_t>(b, kOffPolicy);
@@ -279,7 +341,7 @@ struct Decoded {
     std::string why;
     const auto g = compute_geometry(load_le<std::uint32_t>(b, kOffMsgSize), load_le<std::uint32_t>(b, kOffMsgAlign),
                                     load_le<std::uint64_t>(b, kOffCapacity), load_le<std::uint32_t>(b, kOffMaxSubs),
-                                    &why);
+                                    (flags & kFlagLineSlots) != 0, &why);
     if (!g) return fail(Errc::corrupt, {why});
     if (h.batch == 0 || h.batch > g->capacity / 2)
         return fail(Errc::corrupt, {"batch ", Num(h.batch), " outside [1, ", Num(g->capacity / 2), "]"});
@@ -292,11 +354,10 @@ struct Decoded {
         {"slot message offset", load_le<std::uint32_t>(b, kOffSlotMsgOff), g->slot_msg_off},
         {"header size", load_le<std::uint32_t>(b, kOffHeaderSize), kHeaderSize},
         {"sleepers offset", load_le<std::uint64_t>(b, kOffSleepersOff), g->sleepers_off},
+        {"eviction table offset", load_le<std::uint64_t>(b, kOffEvictOff), g->evict_off},
         {"table offset", load_le<std::uint64_t>(b, kOffTableOff), g->table_off},
         {"slots offset", load_le<std::uint64_t>(b, kOffSlotsOff), g->slots_off},
         {"segment size", load_le<std::uint64_t>(b, kOffSegSize), g->seg_size},
-        {"flags", load_le<std::uint32_t>(b, kOffFlags), 0},
-        {"reserved", load_le<std::uint64_t>(b, kOffReserved0), 0},
     };
     for (const auto& c : checks) {
         if (c.got != c.want) return fail(Errc::corrupt, {c.name, " ", Num(c.got), ", want ", Num(c.want)});

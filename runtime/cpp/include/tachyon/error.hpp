@@ -32,6 +32,7 @@ enum class [[nodiscard]] Errc {
     not_ready,        ///< segment still initialising
     not_found,        ///< no segment of that name
     exists,           ///< a segment of that name already exists
+    in_use,           ///< remove: the segment's publisher is alive (or it is being created)
     no_space,         ///< /dev/shm cannot hold the segment
     no_entry,         ///< subscriber table full
     invalid_name,     ///< not a safe segment name
@@ -59,6 +60,7 @@ enum class [[nodiscard]] Errc {
         case Errc::not_ready: return "segment not ready";
         case Errc::not_found: return "segment not found";
         case Errc::exists: return "segment exists";
+        case Errc::in_use: return "segment in use";
         case Errc::no_space: return "no space for segment";
         case Errc::no_entry: return "subscriber table full";
         case Errc::invalid_name: return "invalid name";
@@ -139,6 +141,35 @@ namespace detail {
     msg.append(cat(detail));
     throw Error(code, msg);
 }
+
+/// The message of the last rare error a hot-path call returned (corrupt,
+/// evicted, publisher dead, timeout): formatted only when that error
+/// happens, so that the success path never allocates, and handed out by
+/// Publisher::describe / Subscriber::describe.
+class ErrorNote {
+public:
+    /// Records `OP "NAME": CODE: DETAIL...` for code and returns code.
+    [[gnu::cold, gnu::noinline]] Errc note(Errc code, std::string_view op, std::string_view name,
+                                           std::initializer_list<std::string_view> detail) {
+        code_ = code;
+        text_ = cat({op, " \"", name, "\": ", to_string(code)});
+        if (detail.size() != 0) {
+            text_.append(": ");
+            text_.append(cat(detail));
+        }
+        return code;
+    }
+
+    /// The recorded message if it is about `code`, else `OP "NAME": CODE`.
+    [[nodiscard]] std::string describe(Errc code, std::string_view op, std::string_view name) const {
+        if (code == code_ && !text_.empty()) return text_;
+        return cat({op, " \"", name, "\": ", to_string(code)});
+    }
+
+private:
+    Errc code_ = Errc::ok;
+    std::string text_;
+};
 
 }  // namespace detail
 

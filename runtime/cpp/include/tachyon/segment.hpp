@@ -1,15 +1,19 @@
-// A mapped ring segment and the Linux primitives around it: creation and
-// attach exactly as runtime/ABI.md §2 says, the registry lock (flock), the
-// liveness locks (OFD byte-range locks), futexes and clocks.
+// A mapped ring segment and the Linux primitives around it (runtime/ABI.md
+// §2, §9, §10, §14): creation, named and sealed; opening a name without ever
+// waiting on what squats on it; attach's validation; the registry lock
+// (flock) and the liveness locks (OFD byte-range write locks, probed with a
+// read lock); and the removal of stale rings, which takes no lock.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <mutex>
 #include <span>
 #include <string>
@@ -18,94 +22,24 @@
 #include <utility>
 #include <vector>
 
+#include <dirent.h>
 #include <fcntl.h>
-#include <linux/futex.h>
-#include <sched.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "tachyon/abi.hpp"
 #include "tachyon/error.hpp"
+#include "tachyon/wait.hpp"
 
 namespace tachyon {
 
 using namespace std::chrono_literals;
 
-/// Every futex sleep is bounded by this watchdog (ABI.md §8.3), so a dead or
-/// closed peer is noticed even if a wake-up is lost.
-inline constexpr std::chrono::nanoseconds kWatchdog = 200ms;
-/// A timeout that never expires.
-inline constexpr std::chrono::nanoseconds kForever = std::chrono::nanoseconds::max();
-
-// ABI.md §1: every shared atomic is accessed with one single-copy-atomic
-// access of its full width; std::atomic_ref must not fall back to a lock.
-static_assert(std::atomic_ref<std::uint64_t>::is_always_lock_free);
-static_assert(std::atomic_ref<std::uint32_t>::is_always_lock_free);
-static_assert(std::atomic_ref<std::uint64_t>::required_alignment == 8);
-
 namespace detail {
-
-#if defined(__SANITIZE_THREAD__)
-inline constexpr bool kThreadSanitizer = true;
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-inline constexpr bool kThreadSanitizer = true;
-#else
-inline constexpr bool kThreadSanitizer = false;
-#endif
-#else
-inline constexpr bool kThreadSanitizer = false;
-#endif
-
-/// Seqlock write-side fence: stores after it (the message bytes) become
-/// visible after the stamp store before it. On x86 a compiler barrier only.
-inline void seqlock_write_fence() noexcept {
-    if constexpr (kThreadSanitizer) {
-        // TSan does not model thread fences (and GCC warns about them); the
-        // TSan tests run lossless streams whose message bytes are ordered by
-        // the head/stamp release-acquire pairs instead.
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-    } else {
-        std::atomic_thread_fence(std::memory_order_release);
-    }
-}
-
-/// Seqlock read-side fence: the message copy before it completes before the
-/// stamp re-check after it (ABI.md §8.5 step 3).
-inline void seqlock_read_fence() noexcept {
-    if constexpr (kThreadSanitizer) {
-        std::atomic_signal_fence(std::memory_order_seq_cst);
-    } else {
-        std::atomic_thread_fence(std::memory_order_acquire);
-    }
-}
-
-using Clock = std::chrono::steady_clock;
-
-/// now + d, saturating (kForever never overflows).
-[[nodiscard]] inline Clock::time_point deadline_after(std::chrono::nanoseconds d) noexcept {
-    const auto now = Clock::now();
-    if (d >= kForever / 2 || d > Clock::time_point::max() - now) return Clock::time_point::max();
-    return now + std::chrono::duration_cast<Clock::duration>(d);
-}
-
-/// CLOCK_MONOTONIC in ns: the clock of every heartbeat (system-wide).
-[[nodiscard]] inline std::uint64_t mono_now() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-[[nodiscard]] inline std::uint64_t realtime_now() noexcept {
-    timespec ts{};
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
-}
 
 /// Field 22 of /proc/self/stat (start time in clock ticks), 0 if unknown.
 /// Recorded for diagnostics only; liveness is the OFD lock. Read afresh on
@@ -132,31 +66,99 @@ using Clock = std::chrono::steady_clock;
     return 0;
 }
 
-/// FUTEX_WAIT on a shared (not PRIVATE) word, at most d. True if the sleep
-/// ended by timeout (the watchdog fired).
-inline bool futex_wait(std::uint32_t* addr, std::uint32_t val, std::chrono::nanoseconds d) noexcept {
-    if (d <= 0ns) return false;
-    // duration_cast to timespec's own field types: exact on every ABI, and
-    // no cast that -Wuseless-cast or -Wconversion would flag.
-    timespec ts{};
-    const auto sec = std::chrono::duration_cast<std::chrono::duration<decltype(ts.tv_sec)>>(d);
-    ts.tv_sec = sec.count();
-    ts.tv_nsec = std::chrono::duration_cast<std::chrono::duration<decltype(ts.tv_nsec), std::nano>>(d - sec).count();
-    const long r = ::syscall(SYS_futex, addr, FUTEX_WAIT, val, &ts, nullptr, 0);
-    return r != 0 && errno == ETIMEDOUT;
-}
-
-/// FUTEX_WAKE of at most n waiters on a shared word.
-inline void futex_wake(std::uint32_t* addr, int n) noexcept {
-    ::syscall(SYS_futex, addr, FUTEX_WAKE, n, nullptr, nullptr, 0);
-}
-
-inline void yield() noexcept { ::sched_yield(); }
-
 /// raise() for a failed system call: `OP "NAME": CALL: strerror`.
 [[noreturn, gnu::cold]] inline void raise_errno(Errc code, std::string_view op, std::string_view name,
                                                 std::string_view call, int err) {
     raise(code, op, name, {call, ": ", std::strerror(err)});
+}
+
+inline constexpr const char* kShmDir = "/dev/shm";
+
+[[nodiscard]] inline std::string shm_path(std::string_view name) { return cat({kShmDir, "/", name}); }
+
+/// What a file that is not a regular file is, as the errors name it.
+[[nodiscard]] inline std::string file_kind(mode_t mode) {
+    switch (mode & S_IFMT) {
+        case S_IFREG: return "a regular file";
+        case S_IFIFO: return "a FIFO (named pipe)";
+        case S_IFSOCK: return "a Unix socket";
+        case S_IFCHR: return "a character device";
+        case S_IFBLK: return "a block device";
+        case S_IFDIR: return "a directory";
+        case S_IFLNK: return "a symbolic link";
+    }
+    return cat({"a file of type ", Num::oct(mode & S_IFMT)});
+}
+
+/// Refuses anything but a regular file, naming what it is (ABI.md §2).
+inline void require_regular(std::string_view op, std::string_view name, std::string_view path, const struct stat& st) {
+    if (!S_ISREG(st.st_mode))
+        raise(Errc::insecure, op, name, {path, " is ", file_kind(st.st_mode), ", not a ring segment"});
+}
+
+/// Retries a system call that failed with EINTR.
+template <class F>
+[[nodiscard]] int retry_eintr(F&& call) noexcept {
+    int rc;
+    do rc = call();
+    while (rc < 0 && errno == EINTR);
+    return rc;
+}
+
+/// Opens /dev/shm/NAME without ever waiting on what is there (ABI.md §2):
+/// lstat first, refusing anything but a regular file (a FIFO would block a
+/// plain open until a writer came); then an open that neither follows a
+/// link nor blocks; then fstat again, since the name may have changed in
+/// between. Returns the descriptor (the caller owns it) or throws.
+[[nodiscard]] inline int open_regular(std::string_view op, std::string_view name, int flags) {
+    const std::string path = shm_path(name);
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) != 0) {
+        const int err = errno;
+        if (err == ENOENT) raise(Errc::not_found, op, name, {path});
+        raise(Errc::system, op, name, {"lstat ", path, ": ", std::strerror(err)});
+    }
+    require_regular(op, name, path, st);
+    const int fd = retry_eintr([&] { return ::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY); });
+    if (fd < 0) {
+        const int err = errno;
+        if (err == ENOENT) raise(Errc::not_found, op, name, {path});
+        raise(Errc::system, op, name, {"open ", path, ": ", std::strerror(err)});
+    }
+    struct Closer {
+        int fd;
+        bool armed = true;
+        ~Closer() {
+            if (armed) ::close(fd);
+        }
+    } closer{fd};
+    if (::fstat(fd, &st) != 0) raise_errno(Errc::system, op, name, "fstat", errno);
+    require_regular(op, name, path, st);
+    closer.armed = false;
+    return fd;
+}
+
+/// An OFD byte-range lock operation on fd (ABI.md §9).
+[[nodiscard]] inline int ofd_lock(int fd, int cmd, short type, std::uint64_t start, std::uint64_t len,
+                                  struct flock* out = nullptr) noexcept {
+    struct flock lk{};
+    lk.l_type = type;
+    lk.l_whence = SEEK_SET;
+    lk.l_start = static_cast<off_t>(start);
+    lk.l_len = static_cast<off_t>(len);
+    const int rc = retry_eintr([&] { return ::fcntl(fd, cmd, &lk); });
+    if (out != nullptr) *out = lk;
+    return rc;
+}
+
+/// Whether another open file description holds a write lock on the range.
+/// The probe asks about a read lock, which only a write lock conflicts with:
+/// a read lock, which anyone who can open the file read-only may take,
+/// never makes a dead peer look alive. An error counts as held: never
+/// declare a peer dead on a guess.
+[[nodiscard]] inline bool write_locked(int fd, std::uint64_t start, std::uint64_t len) noexcept {
+    struct flock lk{};
+    return ofd_lock(fd, F_OFD_GETLK, F_RDLCK, start, len, &lk) != 0 || lk.l_type != F_UNLCK;
 }
 
 /// The mappings of ring segments in this process. Every handle (publisher
@@ -229,6 +231,7 @@ private:
     }
 };
 
+
 /// One handle's view of a segment: its own open file description (so its
 /// own flock and OFD-lock owner), the validated geometry (local copies,
 /// never re-read from shared memory) and the mapping. Move-only RAII.
@@ -246,6 +249,7 @@ public:
             size_ = std::exchange(o.size_, 0);
             dev_ = o.dev_;
             ino_ = o.ino_;
+            named_ = o.named_;
             name_ = std::move(o.name_);
             hdr_ = o.hdr_;
         }
@@ -253,108 +257,74 @@ public:
     }
     ~Segment() { release(); }
 
-    [[nodiscard]] static std::string path_of(std::string_view name) { return "/dev/shm/" + std::string(name); }
-
-    /// Creates, sizes, maps and initialises a segment (ABI.md §2
-    /// "Creation"), returning it with the producer's liveness lock held and
-    /// the registry lock released.
+    /// Creates /dev/shm/NAME (ABI.md §2 "Creation"): opened 0600 with
+    /// O_EXCL, so that nobody else can open it (and lock a range of it)
+    /// before the producer's liveness lock is taken; then initialised.
+    /// Returns it with that lock held.
     [[nodiscard]] static Segment create(std::string_view name, const abi::Header& hdr, mode_t mode) {
-        const std::string path = path_of(name);
-        Segment s;
-        s.name_ = std::string(name);
-        s.hdr_ = hdr;
-        s.fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-        if (s.fd_ < 0) {
+        const std::string path = shm_path(name);
+        const int fd = retry_eintr([&] {
+            return ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+        });
+        if (fd < 0) {
             const int err = errno;
-            if (err == EEXIST)
-                raise(Errc::exists, "create", name,
-                      {path, " (a stale one is removed by `tachyon-gen stat --reap ", name, "` or ring.Remove)"});
+            if (err == EEXIST) raise(Errc::exists, "create", name, {path, " ", describe_existing(name)});
             raise(Errc::system, "create", name, {"open ", path, ": ", std::strerror(err)});
         }
         // Until the segment is complete, a failure removes the half-built
-        // file (ours: O_EXCL created it) and releases what was taken.
+        // file (ours: O_EXCL created it).
         struct Unlinker {
-            Segment& s;
             const std::string& path;
             bool armed = true;
             ~Unlinker() {
-                if (armed) {
-                    ::unlink(path.c_str());
-                    s.release();
-                }
+                if (armed) ::unlink(path.c_str());
             }
-        } guard{s, path};
-        // The umask filtered the mode given to open: set it exactly.
-        if (::fchmod(s.fd_, mode) != 0) raise_errno(Errc::system, "create", name, "fchmod", errno);
-        struct stat st{};
-        if (::fstat(s.fd_, &st) != 0) raise_errno(Errc::system, "create", name, "fstat", errno);
-        s.dev_ = st.st_dev;
-        s.ino_ = st.st_ino;
-        // Registry lock held during initialisation: a stale-segment sweep
-        // leaves the half-built file alone.
-        if (!s.lock_registry(1s)) raise(Errc::timeout, "create", name, {"registry lock held for 1s"});
-        const std::uint64_t size = hdr.geo.seg_size;
-        struct statfs sfs{};
-        if (::fstatfs(s.fd_, &sfs) == 0 && sfs.f_blocks != 0) {
-            const std::uint64_t avail = sfs.f_bavail;  // unsigned: widens without a cast
-            const std::uint64_t free_bytes = avail * static_cast<std::uint64_t>(sfs.f_bsize);
-            if (size > free_bytes)
-                raise(Errc::no_space, "create", name,
-                      {"needs ", Num(size), " bytes, /dev/shm has ", Num(free_bytes), " free"});
-        }
-        // Reserve the tmpfs pages now: ENOSPC here, not SIGBUS on first touch.
-        int rc;
-        do rc = ::fallocate(s.fd_, 0, 0, static_cast<off_t>(size));
-        while (rc != 0 && errno == EINTR);
-        if (rc != 0) {
-            const int err = errno;
-            if (err == ENOSPC) raise_errno(Errc::no_space, "create", name, "fallocate", err);
-            if (err != EOPNOTSUPP) raise_errno(Errc::system, "create", name, "fallocate", err);
-            if (::ftruncate(s.fd_, static_cast<off_t>(size)) != 0)
-                raise_errno(Errc::system, "create", name, "ftruncate", errno);
-        }
-        int err = 0;
-        s.base_ = SharedMappings::map(s.fd_, st, size, &err);
-        if (s.base_ == nullptr) raise_errno(Errc::system, "create", name, "mmap", err);
-        s.size_ = size;
-        if (!s.try_lock(abi::kProdLockStart, abi::kProdLockLen))
-            raise_errno(Errc::system, "create", name, "producer liveness lock", errno);
-        // The identity line: private to us until ready is stored.
-        abi::encode_identity(std::span<std::byte>(s.base_, abi::kHeaderSize), hdr);
-        // Producer control line, before ready: an attacher that sees ready
-        // also sees an active producer. Release stores (single writer).
-        s.u32(abi::kOffProdPid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_release);
-        s.u64(abi::kOffProdStartTime).store(process_start_time(), std::memory_order_release);
-        s.u64(abi::kOffProdHeartbeat).store(mono_now(), std::memory_order_release);
-        s.u32(abi::kOffProdState).store(abi::kProdActive, std::memory_order_release);
-        // H6: ready is stored last, a release; pairs with the attacher's
-        // load of ready before it copies the identity line.
-        s.u32(abi::kOffReady).store(abi::kReadyReady, std::memory_order_release);
-        s.unlock_registry();
+        } guard{path};
+        Segment s = init("create", name, fd, hdr, mode);
+        s.named_ = true;
         guard.armed = false;
         return s;
     }
 
-    /// Opens and validates an existing segment (ABI.md §2 "Attach", §6).
-    /// A segment still being created yields not_found or not_ready, never
-    /// corrupt. The header is read with pread into private memory, once (a
-    /// truncated file is a short read, not SIGBUS), validated there, and
-    /// the mapping is made only after fstat shows the file holds all of it.
+    /// Creates a ring in an anonymous memfd ("memfd:tachyon:NAME" in
+    /// /proc/PID/fd) and seals its size (ABI.md §14): nobody can shrink or
+    /// grow it, so no reader can be killed by SIGBUS. Nothing appears in
+    /// /dev/shm; subscribers receive the descriptor over a Unix socket.
+    [[nodiscard]] static Segment create_sealed(std::string_view name, const abi::Header& hdr, mode_t mode) {
+        const std::string label = cat({"tachyon:", name});
+        const int fd = ::memfd_create(label.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0) raise_errno(Errc::system, "create sealed", name, "memfd_create", errno);
+        Segment s = init("create sealed", name, fd, hdr, mode);
+        if (::fcntl(s.fd_, F_ADD_SEALS, kSeals) != 0) raise_errno(Errc::system, "create sealed", name, "seal", errno);
+        return s;
+    }
+
+    /// The seals of a sealed segment; a subscriber refuses a descriptor
+    /// without all of them.
+    static constexpr int kSeals = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
+
+    /// Opens and validates an existing named segment (ABI.md §2 "Attach",
+    /// §6), read-write.
     [[nodiscard]] static Segment open(std::string_view op, std::string_view name, std::chrono::nanoseconds ready_timeout,
                                       bool allow_foreign_owner) {
-        const std::string path = path_of(name);
+        return open_fd(op, name, open_regular(op, name, O_RDWR), ready_timeout, allow_foreign_owner);
+    }
+
+    /// Validates and maps the segment open on fd, which it takes over
+    /// (closed on error): attach steps 2 to 7. A segment still being created
+    /// yields not_ready, never corrupt. The header is read with pread into
+    /// private memory, once (a truncated file is a short read, not SIGBUS),
+    /// validated there, and the mapping is made only after fstat shows the
+    /// file holds all of it.
+    [[nodiscard]] static Segment open_fd(std::string_view op, std::string_view name, int fd,
+                                         std::chrono::nanoseconds ready_timeout, bool allow_foreign_owner) {
         Segment s;
         s.name_ = std::string(name);
-        s.fd_ = ::open(path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-        if (s.fd_ < 0) {
-            const int err = errno;
-            if (err == ENOENT) raise(Errc::not_found, op, name, {path});
-            raise(Errc::system, op, name, {"open ", path, ": ", std::strerror(err)});
-        }
+        s.fd_ = fd;
         const auto fail = [&](Errc e, std::initializer_list<std::string_view> why) { raise(e, op, name, why); };
         struct stat st{};
         if (::fstat(s.fd_, &st) != 0) raise_errno(Errc::system, op, name, "fstat", errno);
-        if (!S_ISREG(st.st_mode)) fail(Errc::insecure, {"not a regular file"});
+        if (!S_ISREG(st.st_mode)) fail(Errc::insecure, {"the segment is ", file_kind(st.st_mode)});
         if (!allow_foreign_owner && st.st_uid != ::geteuid())
             fail(Errc::insecure, {"owner uid ", Num(st.st_uid), ", want ", Num(::geteuid())});
         if ((st.st_mode & S_IWOTH) != 0) fail(Errc::insecure, {"mode ", Num::oct(st.st_mode & 07777), " is world-writable"});
@@ -412,6 +382,7 @@ public:
     [[nodiscard]] const abi::Geometry& geo() const noexcept { return hdr_.geo; }
     [[nodiscard]] std::byte* base() const noexcept { return base_; }
     [[nodiscard]] std::span<const std::byte> bytes() const noexcept { return {base_, size_}; }
+    [[nodiscard]] int fd() const noexcept { return fd_; }
 
     // Offsets come from the validated local geometry: in bounds and
     // naturally aligned by construction.
@@ -421,12 +392,13 @@ public:
     [[nodiscard]] std::atomic_ref<std::uint32_t> u32(std::uint64_t off) const noexcept {
         return std::atomic_ref<std::uint32_t>(*reinterpret_cast<std::uint32_t*>(base_ + off));
     }
-    /// The futex word aliasing the low half of a little-endian u64 index.
+    /// A futex word (an eventcount, ABI.md §8.3).
     [[nodiscard]] std::uint32_t* futex_word(std::uint64_t off) const noexcept {
         return reinterpret_cast<std::uint32_t*>(base_ + off);
     }
 
     /// The registry lock (BSD flock on the file), bounded: LOCK_NB retries.
+    /// Only registrants and detaching subscribers take it (ABI.md §8.4).
     [[nodiscard]] bool lock_registry(std::chrono::nanoseconds timeout) const noexcept {
         const auto deadline = deadline_after(timeout);
         for (;;) {
@@ -440,36 +412,30 @@ public:
 
     /// Takes an OFD write lock on [start, start+len) without waiting.
     [[nodiscard]] bool try_lock(std::uint64_t start, std::uint64_t len) const noexcept {
-        return ofd(F_OFD_SETLK, F_WRLCK, start, len) == 0;
+        return ofd_lock(fd_, F_OFD_SETLK, F_WRLCK, start, len) == 0;
     }
-    void unlock(std::uint64_t start, std::uint64_t len) const noexcept { (void)ofd(F_OFD_SETLK, F_UNLCK, start, len); }
-    /// Whether another open file description holds a lock on the range. An
-    /// error counts as held: never declare a peer dead on a guess.
-    [[nodiscard]] bool held(std::uint64_t start, std::uint64_t len) const noexcept {
-        struct flock lk{};
-        lk.l_type = F_WRLCK;
-        lk.l_whence = SEEK_SET;
-        lk.l_start = static_cast<off_t>(start);
-        lk.l_len = static_cast<off_t>(len);
-        int rc;
-        do rc = ::fcntl(fd_, F_OFD_GETLK, &lk);
-        while (rc != 0 && errno == EINTR);
-        return rc != 0 || lk.l_type != F_UNLCK;
+    void unlock(std::uint64_t start, std::uint64_t len) const noexcept {
+        (void)ofd_lock(fd_, F_OFD_SETLK, F_UNLCK, start, len);
     }
     [[nodiscard]] bool try_lock_entry(std::uint64_t i) const noexcept {
         return try_lock(hdr_.geo.entry_off(i), abi::kEntrySize);
     }
     void unlock_entry(std::uint64_t i) const noexcept { unlock(hdr_.geo.entry_off(i), abi::kEntrySize); }
+    /// Whether entry i's owner is alive: another open file description holds
+    /// its write lock (ABI.md §9).
     [[nodiscard]] bool entry_alive(std::uint64_t i) const noexcept {
-        return held(hdr_.geo.entry_off(i), abi::kEntrySize);
+        return write_locked(fd_, hdr_.geo.entry_off(i), abi::kEntrySize);
     }
-    [[nodiscard]] bool producer_alive() const noexcept { return held(abi::kProdLockStart, abi::kProdLockLen); }
+    [[nodiscard]] bool producer_alive() const noexcept {
+        return write_locked(fd_, abi::kProdLockStart, abi::kProdLockLen);
+    }
 
-    /// Removes the segment's name if it still names this handle's file.
-    /// Unlinking by name alone could remove a ring created under the same
-    /// name after ours was removed (by `stat --reap` or by hand).
+    /// Removes the segment's name if it is a named ring and the name still
+    /// names this handle's file: unlinking by name alone could remove a ring
+    /// created under the same name after ours was removed.
     void unlink_if_ours() const noexcept {
-        const std::string path = path_of(name_);
+        if (!named_) return;
+        const std::string path = shm_path(name_);
         struct stat st{};
         if (::lstat(path.c_str(), &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_) ::unlink(path.c_str());
     }
@@ -484,16 +450,83 @@ public:
     }
 
 private:
-    [[nodiscard]] int ofd(int cmd, short type, std::uint64_t start, std::uint64_t len) const noexcept {
-        struct flock lk{};
-        lk.l_type = type;
-        lk.l_whence = SEEK_SET;
-        lk.l_start = static_cast<off_t>(start);
-        lk.l_len = static_cast<off_t>(len);
-        int rc;
-        do rc = ::fcntl(fd_, cmd, &lk);
-        while (rc != 0 && errno == EINTR);
-        return rc;
+    /// Creation steps 2 to 7 (ABI.md §2) on a new, empty file that fd (taken
+    /// over: closed on error) holds open.
+    [[nodiscard]] static Segment init(std::string_view op, std::string_view name, int fd, const abi::Header& hdr,
+                                      mode_t mode) {
+        Segment s;
+        s.fd_ = fd;
+        s.name_ = std::string(name);
+        s.hdr_ = hdr;
+        // The producer's liveness lock first: from now on every peer, and
+        // remove(), sees a live creator whatever state the file is in.
+        if (!s.try_lock(abi::kProdLockStart, abi::kProdLockLen))
+            raise_errno(Errc::system, op, name, "producer liveness lock", errno);
+        // The umask filtered the mode given to open: set it exactly.
+        if (::fchmod(s.fd_, mode) != 0) raise_errno(Errc::system, op, name, "fchmod", errno);
+        const std::uint64_t size = hdr.geo.seg_size;
+        struct statfs sfs{};
+        if (::fstatfs(s.fd_, &sfs) == 0 && sfs.f_blocks != 0) {
+            const std::uint64_t avail = sfs.f_bavail;  // unsigned: widens without a cast
+            const std::uint64_t free_bytes = avail * static_cast<std::uint64_t>(sfs.f_bsize);
+            if (size > free_bytes)
+                raise(Errc::no_space, op, name, {"needs ", Num(size), " bytes, ", kShmDir, " has ", Num(free_bytes), " free"});
+        }
+        // Reserve the tmpfs pages now: ENOSPC here, not SIGBUS on first touch.
+        if (retry_eintr([&] { return ::fallocate(s.fd_, 0, 0, static_cast<off_t>(size)); }) != 0) {
+            const int err = errno;
+            if (err == ENOSPC) raise_errno(Errc::no_space, op, name, "fallocate", err);
+            if (err != EOPNOTSUPP) raise_errno(Errc::system, op, name, "fallocate", err);
+            if (::ftruncate(s.fd_, static_cast<off_t>(size)) != 0) raise_errno(Errc::system, op, name, "ftruncate", errno);
+        }
+        struct stat st{};
+        if (::fstat(s.fd_, &st) != 0) raise_errno(Errc::system, op, name, "fstat", errno);
+        s.dev_ = st.st_dev;
+        s.ino_ = st.st_ino;
+        int err = 0;
+        s.base_ = SharedMappings::map(s.fd_, st, size, &err);
+        if (s.base_ == nullptr) raise_errno(Errc::system, op, name, "mmap", err);
+        s.size_ = size;
+        // The identity line: private to us until ready is stored.
+        abi::encode_identity(std::span<std::byte>(s.base_, abi::kHeaderSize), hdr);
+        // Producer control line, before ready: an attacher that sees ready
+        // also sees an active producer. Release stores (single writer).
+        s.u32(abi::kOffProdPid).store(static_cast<std::uint32_t>(::getpid()), std::memory_order_release);
+        s.u64(abi::kOffProdStartTime).store(process_start_time(), std::memory_order_release);
+        s.u64(abi::kOffProdHeartbeat).store(mono_now(), std::memory_order_release);
+        if (!hdr.asym_fences) s.u32(abi::kOffProdFences).store(abi::kProdFencesStrong, std::memory_order_release);
+        s.u32(abi::kOffProdState).store(abi::kProdActive, std::memory_order_release);
+        // H6: ready is stored last, a release; pairs with the attacher's
+        // load of ready before it copies the identity line.
+        s.u32(abi::kOffReady).store(abi::kReadyReady, std::memory_order_release);
+        return s;
+    }
+
+    /// Who owns the ring at an existing name and whether its publisher is
+    /// alive, for the error of a create that found the name taken; what
+    /// squats on it if it is no ring.
+    [[nodiscard]] static std::string describe_existing(std::string_view name) {
+        int fd = -1;
+        try {
+            fd = open_regular("inspect", name, O_RDONLY);
+        } catch (const Error& e) {
+            return cat({"(not a readable ring: ", e.what(), ")"});
+        }
+        std::byte raw[abi::kHeaderSize]{};
+        const ssize_t n = ::pread(fd, raw, sizeof raw, 0);
+        const bool alive = write_locked(fd, abi::kProdLockStart, abi::kProdLockLen);
+        ::close(fd);
+        const std::span<const std::byte> b(raw);
+        if (n < static_cast<ssize_t>(abi::kHeaderSize) || abi::detail::load_le<std::uint64_t>(b, abi::kOffMagic) != abi::kMagic)
+            return alive ? "(being created by a live publisher)" : "(not a ring segment: no TACHRING header)";
+        const auto pid = abi::detail::load_le<std::uint32_t>(b, abi::kOffProdPid);
+        const auto created = abi::detail::load_le<std::uint64_t>(b, abi::kOffCreatedNs);
+        const std::uint64_t now = realtime_now();
+        const std::uint64_t age = now > created ? (now - created) / 1'000'000'000ULL : 0;
+        const std::string who = cat({"was created ", Num(age), "s ago by pid ", Num(pid)});
+        if (alive) return cat({who, ", whose publisher is alive: pick another name or stop that publisher"});
+        return cat({who, ", whose publisher is dead: it is stale; remove it with tachyon::remove(\"", name,
+                    "\") or `tachyon-gen stat --reap ", name, "`"});
     }
 
     int fd_ = -1;
@@ -501,9 +534,78 @@ private:
     std::size_t size_ = 0;
     dev_t dev_ = 0;
     ino_t ino_ = 0;
+    bool named_ = false;  // a /dev/shm name the owner unlinks on close
     std::string name_;
     abi::Header hdr_{};
 };
 
+/// How old a segment that never became ready must be before remove() takes
+/// its creator for dead rather than still initialising (ABI.md §10).
+inline constexpr std::chrono::seconds kStaleInitAge{5};
+
 }  // namespace detail
+
+/// Removes a ring whose publisher is dead (ABI.md §10): the way to clean up
+/// after a crashed owner. It takes no lock, so nothing another process holds
+/// keeps a dead ring from being removed. Throws tachyon::Error: in_use (its
+/// publisher holds its liveness lock, or it is being created), corrupt (a
+/// file that is not a ring), insecure (a FIFO, socket, device, directory
+/// or link at the name), not_found, invalid_name.
+inline void remove(std::string_view name) {
+    using detail::Num;
+    if (auto why = abi::name_problem(name)) detail::raise(Errc::invalid_name, "remove", name, {*why});
+    const int fd = detail::open_regular("remove", name, O_RDONLY);
+    struct Closer {
+        int fd;
+        ~Closer() { ::close(fd); }
+    } closer{fd};
+    if (detail::write_locked(fd, abi::kProdLockStart, abi::kProdLockLen))
+        detail::raise(Errc::in_use, "remove", name, {"its publisher is alive"});
+    struct stat st{};
+    if (::fstat(fd, &st) != 0) detail::raise_errno(Errc::system, "remove", name, "fstat", errno);
+    std::byte raw[abi::kHeaderSize]{};
+    const ssize_t n = ::pread(fd, raw, sizeof raw, 0);
+    const auto magic = abi::detail::load_le<std::uint64_t>(std::span<const std::byte>(raw), 0);
+    const bool all_zero = n >= 0 && std::all_of(raw, raw + n, [](std::byte b) { return b == std::byte{0}; });
+    if (n >= 8 && magic == abi::kMagic) {
+        // A ring of any ABI version whose publisher is gone.
+    } else if (all_zero) {
+        // A creator that died before writing the header, or one still
+        // initialising: only the former is stale.
+        timespec now{};
+        ::clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec - st.st_mtim.tv_sec < detail::kStaleInitAge.count())
+            detail::raise(Errc::in_use, "remove", name, {"not initialised yet"});
+    } else {
+        detail::raise(Errc::corrupt, "remove", name, {"magic ", Num::hex(magic), ", not a ring segment; not removed"});
+    }
+    if (::unlink(detail::shm_path(name).c_str()) != 0 && errno != ENOENT)
+        detail::raise_errno(Errc::system, "remove", name, "unlink", errno);
+}
+
+/// Removes every ring whose name starts with prefix and whose publisher is
+/// dead, and returns their names. Live rings, rings being created and files
+/// that are not rings are left alone.
+inline std::vector<std::string> remove_stale(std::string_view prefix) {
+    std::vector<std::string> removed;
+    DIR* dir = ::opendir(detail::kShmDir);
+    if (dir == nullptr) detail::raise_errno(Errc::system, "remove stale", prefix, "opendir /dev/shm", errno);
+    std::vector<std::string> names;
+    while (const dirent* e = ::readdir(dir)) {
+        const std::string_view n(e->d_name);
+        if (n.starts_with(prefix) && e->d_type == DT_REG && !abi::name_problem(n)) names.emplace_back(n);
+    }
+    ::closedir(dir);
+    for (const std::string& n : names) {
+        try {
+            tachyon::remove(n);
+            removed.push_back(n);
+        } catch (const Error& e) {
+            const Errc c = e.code();
+            if (c != Errc::in_use && c != Errc::not_found && c != Errc::corrupt && c != Errc::insecure) throw;
+        }
+    }
+    return removed;
+}
+
 }  // namespace tachyon
