@@ -1,6 +1,8 @@
 # Tachyon's front door. `make demo` runs the main job, `make test` every test.
-# A fresh clone needs only Go, Python 3 and a C++ compiler: the Python venv
-# (.venv, from requirements-dev.txt) is created on first use.
+# A fresh clone needs Go, Python 3, a C++ compiler and Rust (cargo, rustfmt,
+# clippy): the Python venv (.venv, from requirements-dev.txt) is created on
+# first use, and the crates of Cargo.lock are fetched once (the only step
+# that needs crates.io); every cargo run after that is --offline.
 
 GO      ?= go
 PYTHON  ?= python3
@@ -16,11 +18,12 @@ FUZZTIME ?= 5m
 CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
+CARGO   ?= cargo
 
 # tachyon-bridge and its demo (docs/BRIDGE.md)
 BRIDGE  := bin/tachyon-bridge
 
-.PHONY: all demo demo-bridge bin/tachyon-bridge test test-go test-arm64 test-python test-cpp test-consumer test-torch torch-venv lint fmt golden bench bench-quick \
+.PHONY: all demo demo-bridge bin/tachyon-bridge test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer test-torch torch-venv lint fmt golden bench bench-quick \
         bench-python bench-torch bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
         tachyon-gen peers generate bin/gopeer bin/bench
 
@@ -42,12 +45,19 @@ $(WHEELS)/.ready: tests/consumer/requirements.txt $(VENV)/.ready
 	$(VENV)/bin/pip download --quiet --disable-pip-version-check -d $(WHEELS) -r tests/consumer/requirements.txt
 	@touch $@
 
-## generate: every example in every language, into build/gen/{go,python,cpp}
+# rust-deps: the crates of Cargo.lock, into Cargo's cache (online, once).
+rust-deps: build/.cargo-fetched
+build/.cargo-fetched: Cargo.lock
+	@mkdir -p build
+	$(CARGO) fetch --locked --quiet
+	@touch $@
+
+## generate: every example in every language, into build/gen/{go,python,cpp,rust}
 generate: $(GEN)/.stamp
 $(GEN)/.stamp: examples/*.tsch $(shell find schema gen cmd -name '*.go' -not -name '*_test.go')
 	$(GO) build -o $(BIN) ./cmd/tachyon-gen
 	@rm -rf $(GEN) && mkdir -p $(GEN)
-	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp examples/*.tsch
+	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp --rust-out $(GEN)/rust examples/*.tsch
 	@touch $@
 
 ## peers: the Go, C++ and Python interop peers (examples/pipeline/PEERS.md)
@@ -87,18 +97,21 @@ bin/tachyon-bridge:
 build/message.layout.json: examples/Message.tsch $(GEN)/.stamp
 	$(BIN) layout --json examples/Message.tsch > $@
 
-## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
-test: lint test-go test-python
+## test: every test (Go with -race, Python, C++, Rust, the interop matrix), plus lint
+test: lint test-go test-python test-rust
 	@echo "make test: all green"
 
 # The race detector allocates and slows the ring ~10x, so the
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
 # (examples/pipeline/peers) needs the venv; the consumer projects
-# (tests/consumer) build offline from the module cache and the wheels.
-test-go: venv wheels test-arm64
+# (tests/consumer) build offline from the module cache and the wheels;
+# gen/rust's tests build Rust crates with cargo --offline; its oracle, one
+# crate of 200 generated schemas, takes minutes of rustc on two cores, hence
+# the longer timeout.
+test-go: venv wheels test-arm64 rust-deps
 	$(GO) mod download
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market ./internal/bridge
 
 # The Go ring's arm64 build (its store barrier is assembly) runs the
@@ -114,6 +127,13 @@ test-arm64:
 
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
+
+# The Rust crates of the workspace (runtime/rust): formatted, clippy-clean,
+# tested. The generated Rust is tested by `go test ./gen/rust` (test-go).
+test-rust: rust-deps
+	$(CARGO) fmt --all --check
+	nice $(CARGO) clippy --offline --workspace --all-targets -- -D warnings
+	nice $(CARGO) test --offline --workspace
 
 ## test-torch: tachyon.torch with real PyTorch, in its own venv (optional: torch
 ## is ~2.8 GB of wheels; never part of `make test`). CUDA tests run where
@@ -149,6 +169,7 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+	$(CARGO) fmt --all
 	$(GO) run ./cmd/tachyon-gen fmt -w examples/*.tsch
 
 ## golden: rewrite every golden file from the current generators

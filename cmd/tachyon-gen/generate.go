@@ -10,6 +10,7 @@ import (
 	"github.com/tachyon-io/tachyon/gen/cpp"
 	"github.com/tachyon-io/tachyon/gen/go"
 	"github.com/tachyon-io/tachyon/gen/python"
+	"github.com/tachyon-io/tachyon/gen/rust"
 	"github.com/tachyon-io/tachyon/schema"
 )
 
@@ -27,8 +28,9 @@ type backend struct {
 func runGenerate(env *cliEnv, args []string) int {
 	fs := newFlags(env, "generate", `Generate code for every message, struct, enum, flags and constant of the
 schema files and of the files they import. Per input X.tsch the outputs are
-DIR/x.tsch.go, DIR/x_tsch.py and DIR/x.tsch.hpp. Files whose bytes would not
-change are left untouched. Output is deterministic.
+DIR/x.tsch.go, DIR/x_tsch.py, DIR/x.tsch.hpp and DIR/x_tsch.rs (a Rust module:
+mod x_tsch;). Files whose bytes would not change are left untouched. Output
+is deterministic.
 
 The Go package clause is the schema's package name (with a trailing _ when
 that is a Go keyword) unless --go-package names another, as a directory
@@ -39,6 +41,7 @@ whose other files declare another package needs.`)
 			generate: func(f *schema.File) ([]byte, error) { return gengo.Options{Package: *goPackage}.Generate(f) }},
 		{lang: "Python", flag: "py-out", help: "write Python `DIR`/<stem>_tsch.py", fileName: genpy.FileName, generate: genpy.Generate},
 		{lang: "C++", flag: "cpp-out", help: "write C++ `DIR`/<stem>.tsch.hpp", fileName: gencpp.FileName, generate: gencpp.Generate},
+		{lang: "Rust", flag: "rust-out", help: "write Rust modules `DIR`/<stem>_tsch.rs", fileName: genrust.FileName, generate: genrust.Generate},
 	}
 	for _, b := range backends {
 		fs.StringVar(&b.dir, b.flag, "", b.help)

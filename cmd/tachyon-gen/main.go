@@ -1,4 +1,4 @@
-// Command tachyon-gen compiles .tsch schemas to Go, Python and C++ and
+// Command tachyon-gen compiles .tsch schemas to Go, Python, C++ and Rust and
 // inspects layouts and rings. Run `tachyon-gen help` for the commands.
 package main
 
@@ -37,8 +37,8 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		{"generate", "generate Go, Python and C++ code", []string{
-			"generate [--go-out DIR [--go-package NAME]] [--py-out DIR] [--cpp-out DIR] FILE.tsch...",
+		{"generate", "generate Go, Python, C++ and Rust code", []string{
+			"generate [--go-out DIR [--go-package NAME]] [--py-out DIR] [--cpp-out DIR] [--rust-out DIR] FILE.tsch...",
 		}, runGenerate},
 		{"layout", "print message layouts (pahole-style table or JSON)", []string{
 			"layout [--json] FILE.tsch...",
