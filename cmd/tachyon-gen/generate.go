@@ -9,6 +9,7 @@ import (
 	"github.com/tachyon-io/tachyon/gen/cpp"
 	"github.com/tachyon-io/tachyon/gen/go"
 	"github.com/tachyon-io/tachyon/gen/python"
+	"github.com/tachyon-io/tachyon/gen/rust"
 	"github.com/tachyon-io/tachyon/schema"
 )
 
@@ -23,11 +24,13 @@ type backend struct {
 func runGenerate(env *cliEnv, args []string) int {
 	fs := newFlags(env, "generate", `Generate code for every message, struct, enum, flags and constant of the
 schema files and of the files they import. Per input X.tsch the outputs are
-DIR/x.tsch.go, DIR/x_tsch.py and DIR/x.tsch.hpp. Output is deterministic.`)
-	var goOut, pyOut, cppOut string
+DIR/x.tsch.go, DIR/x_tsch.py, DIR/x.tsch.hpp and DIR/x_tsch.rs (a Rust module:
+mod x_tsch;). Output is deterministic.`)
+	var goOut, pyOut, cppOut, rustOut string
 	fs.StringVar(&goOut, "go-out", "", "write Go `DIR`/<stem>.tsch.go")
 	fs.StringVar(&pyOut, "py-out", "", "write Python `DIR`/<stem>_tsch.py")
 	fs.StringVar(&cppOut, "cpp-out", "", "write C++ `DIR`/<stem>.tsch.hpp")
+	fs.StringVar(&rustOut, "rust-out", "", "write Rust modules `DIR`/<stem>_tsch.rs")
 	files, code, ok := parseFlags(env, fs, args)
 	if !ok {
 		return code
@@ -36,6 +39,7 @@ DIR/x.tsch.go, DIR/x_tsch.py and DIR/x.tsch.hpp. Output is deterministic.`)
 		{"Go", &goOut, gengo.FileName, gengo.Generate},
 		{"Python", &pyOut, genpy.FileName, genpy.Generate},
 		{"C++", &cppOut, gencpp.FileName, gencpp.Generate},
+		{"Rust", &rustOut, genrust.FileName, genrust.Generate},
 	}
 	any := false
 	for _, b := range backends {
@@ -43,7 +47,7 @@ DIR/x.tsch.go, DIR/x_tsch.py and DIR/x.tsch.hpp. Output is deterministic.`)
 	}
 	if !any || len(files) == 0 {
 		fs.Usage()
-		fmt.Fprintln(env.stderr, "\ntachyon-gen generate: need at least one of --go-out, --py-out, --cpp-out and one FILE.tsch")
+		fmt.Fprintln(env.stderr, "\ntachyon-gen generate: need at least one of --go-out, --py-out, --cpp-out, --rust-out and one FILE.tsch")
 		return exitUsage
 	}
 	s, ok := env.load(files)

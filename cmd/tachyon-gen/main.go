@@ -1,4 +1,4 @@
-// Command tachyon-gen compiles .tsch schemas to Go, Python and C++ and
+// Command tachyon-gen compiles .tsch schemas to Go, Python, C++ and Rust and
 // inspects layouts and rings. Run `tachyon-gen help` for the commands.
 package main
 
@@ -35,7 +35,7 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		{"generate", "generate Go, Python and C++ code", "generate [--go-out DIR] [--py-out DIR] [--cpp-out DIR] FILE.tsch...", runGenerate},
+		{"generate", "generate Go, Python, C++ and Rust code", "generate [--go-out DIR] [--py-out DIR] [--cpp-out DIR] [--rust-out DIR] FILE.tsch...", runGenerate},
 		{"layout", "print message layouts (pahole-style table or JSON)", "layout [--json] FILE.tsch...", runLayout},
 		{"check", "compare layouts with golden files; report breaking changes", "check --golden DIR FILE.tsch...", runCheck},
 		{"fmt", "format schema files canonically", "fmt [-w] FILE.tsch...", runFmt},

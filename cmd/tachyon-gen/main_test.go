@@ -146,11 +146,13 @@ func TestFmt(t *testing.T) {
 func TestGenerateAllBackends(t *testing.T) {
 	dir := t.TempDir()
 	code, _, stderr := cli(t, "generate", "--go-out", filepath.Join(dir, "go"), "--py-out", filepath.Join(dir, "py"),
-		"--cpp-out", filepath.Join(dir, "cpp"), "../../examples/book.tsch", "../../examples/Message.tsch")
+		"--cpp-out", filepath.Join(dir, "cpp"), "--rust-out", filepath.Join(dir, "rust"),
+		"../../examples/book.tsch", "../../examples/Message.tsch")
 	require.Equal(t, exitOK, code, stderr)
 	for _, name := range []string{"go/book.tsch.go", "go/common.tsch.go", "go/message.tsch.go",
 		"py/book_tsch.py", "py/common_tsch.py", "py/message_tsch.py",
-		"cpp/book.tsch.hpp", "cpp/common.tsch.hpp", "cpp/message.tsch.hpp"} {
+		"cpp/book.tsch.hpp", "cpp/common.tsch.hpp", "cpp/message.tsch.hpp",
+		"rust/book_tsch.rs", "rust/common_tsch.rs", "rust/message_tsch.rs"} {
 		data, err := os.ReadFile(filepath.Join(dir, name))
 		require.NoError(t, err, name)
 		first := strings.SplitN(string(data), "\n", 2)[0]

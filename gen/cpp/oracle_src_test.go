@@ -6,6 +6,7 @@ import (
 
 	gencpp "github.com/tachyon-io/tachyon/gen/cpp"
 	"github.com/tachyon-io/tachyon/schema"
+	"github.com/tachyon-io/tachyon/schema/schematest"
 )
 
 // valuesPerType is how many random values of each struct the cross-language
@@ -14,7 +15,7 @@ const valuesPerType = 3
 
 // cppOracle renders the C++ oracle program. Modes:
 //
-//	layout      print sizeof, alignof and every offsetof (modelLayout's format)
+//	layout      print sizeof, alignof and every offsetof (schematest.ModelLayout's format)
 //	write FILE  fill valuesPerType random values of every struct, write their
 //	            bytes to FILE, print every field value
 //	read FILE   read values from FILE in the same order, print every field value
@@ -31,7 +32,7 @@ func cppOracle(files []*schema.File) string {
 	// fill and dump of a struct live in the struct's namespace, so that
 	// argument-dependent lookup keeps every overload set small: one set
 	// across all schemas makes overload resolution quadratic.
-	structs := structsOf(files)
+	structs := schematest.StructsOf(files)
 	for _, s := range structs {
 		fmt.Fprintf(&b, "\nnamespace %s {\nvoid fill(%s& x, Rng& r);\nvoid dump(const %s& x, Out& o);\n}\n", gencpp.Ident(s.File.Package), s.Name, s.Name)
 	}
@@ -199,67 +200,6 @@ int main(int argc, char** argv) {
 }
 `
 
-// cOracle renders a C program with one plain struct per schema struct:
-// fields in order, named by index, natural C types, no explicit padding,
-// __attribute__((aligned(N))) for @align. gcc lays it out by the C ABI
-// alone; the program prints that layout in modelLayout's format.
-func cOracle(files []*schema.File) string {
-	var b strings.Builder
-	b.WriteString("#include <stdalign.h>\n#include <stdbool.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <stdio.h>\n\n")
-	structs := structsOf(files)
-	for _, s := range structs {
-		attr := ""
-		if s.AlignAttr != 0 {
-			attr = fmt.Sprintf("__attribute__((aligned(%d))) ", s.AlignAttr)
-		}
-		fmt.Fprintf(&b, "struct %s%s {\n", attr, cName(s))
-		for i, f := range s.Fields {
-			dims := ""
-			for _, n := range f.Type.Dims() {
-				dims += fmt.Sprintf("[%d]", n)
-			}
-			fmt.Fprintf(&b, "    %s f%d%s;\n", cType(f.Type.Innermost()), i, dims)
-		}
-		b.WriteString("};\n\n")
-	}
-	b.WriteString("int main(void) {\n")
-	for _, s := range structs {
-		name := s.File.Package + "." + s.Name
-		fmt.Fprintf(&b, "    printf(\"%s size=%%zu align=%%zu\\n\", sizeof(struct %s), alignof(struct %s));\n", name, cName(s), cName(s))
-		for i := range s.Fields {
-			fmt.Fprintf(&b, "    printf(\"%s.%d offset=%%zu\\n\", offsetof(struct %s, f%d));\n", name, i, cName(s), i)
-		}
-	}
-	b.WriteString("    return 0;\n}\n")
-	return b.String()
-}
-
-func cName(s *schema.Struct) string { return s.File.Package + "_" + s.Name }
-
-func cType(t *schema.Type) string {
-	p := t.Primitive
-	switch t.Kind {
-	case schema.KindStruct:
-		return "struct " + cName(t.Struct)
-	case schema.KindEnum:
-		p = t.Enum.Underlying
-	case schema.KindFlags:
-		p = t.Flags.Underlying
-	}
-	switch p {
-	case schema.Bool:
-		return "bool"
-	case schema.Char:
-		return "char"
-	case schema.F32:
-		return "float"
-	case schema.F64:
-		return "double"
-	}
-	signed := map[bool]string{true: "int", false: "uint"}[p.IsSigned()]
-	return fmt.Sprintf("%s%d_t", signed, p.Size()*8)
-}
-
 // goOracle renders the Go half of the cross-language check, over the Go
 // backend's code: `write FILE` fills random values and writes their
 // MarshalBinary bytes, `read FILE` decodes them with UnmarshalBinary (and
@@ -274,7 +214,7 @@ func goOracle(files []*schema.File) string {
 			fmt.Fprintf(&imports, "\t%q\n", "oracle/"+f.Package)
 		}
 	}
-	for _, s := range structsOf(files) {
+	for _, s := range schematest.StructsOf(files) {
 		fmt.Fprintf(&entries, "\t{%q, %d, func() codec { return new(%s.%s) }},\n", s.File.Package+"."+s.Name, s.Size, s.File.Package, s.Name)
 	}
 	return strings.NewReplacer("//IMPORTS\n", imports.String(), "\t//ENTRIES\n", entries.String(),

@@ -94,10 +94,10 @@ func TestRandomSchemasAgainstCompilers(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "gomod", f.Package, gengo.FileName(f)), code)
 	}
 	writeFile(t, filepath.Join(dir, "oracle.cpp"), []byte(cppOracle(files)))
-	writeFile(t, filepath.Join(dir, "oracle.c"), []byte(cOracle(files)))
+	writeFile(t, filepath.Join(dir, "oracle.c"), []byte(schematest.COracle(files)))
 	writeFile(t, filepath.Join(dir, "gomod", "go.mod"), []byte("module oracle\n\ngo 1.26\n"))
 	writeFile(t, filepath.Join(dir, "gomod", "main.go"), []byte(goOracle(files)))
-	want := modelLayout(files)
+	want := schematest.ModelLayout(files)
 
 	// Build every program concurrently: the compilers dominate the run time.
 	type build struct {
@@ -179,26 +179,4 @@ func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 	require.NoError(t, os.WriteFile(path, data, 0o644))
-}
-
-// structsOf lists every struct and message of files, in order.
-func structsOf(files []*schema.File) []*schema.Struct {
-	var out []*schema.Struct
-	for _, f := range files {
-		out = append(out, f.Structs...)
-	}
-	return out
-}
-
-// modelLayout is what every layout program must print: per struct its size
-// and alignment, per field its offset, fields named by their index.
-func modelLayout(files []*schema.File) string {
-	var b strings.Builder
-	for _, s := range structsOf(files) {
-		fmt.Fprintf(&b, "%s.%s size=%d align=%d\n", s.File.Package, s.Name, s.Size, s.Align)
-		for i, f := range s.Fields {
-			fmt.Fprintf(&b, "%s.%s.%d offset=%d\n", s.File.Package, s.Name, i, f.Offset)
-		}
-	}
-	return b.String()
 }
