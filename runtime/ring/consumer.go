@@ -735,6 +735,7 @@ func (c *consumer) park(ctx context.Context, sleep time.Duration) (ready bool, e
 	if atomic.LoadUint32(c.prodStateP) == prodClosed || c.isEvicted() || ctx.Err() != nil {
 		return false, nil // wait's next turn reports it
 	}
+	hook("wait:futex")
 	if futexWait(c.notifyP, ev, sleep) {
 		c.watchdogFires++
 		if atomic.LoadUint64(c.tailP) > c.head || atomic.LoadUint64(c.stamp(c.head)) == 2*c.head+2 {

@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sys/unix"
 )
 
 // childEnv selects a child role when the test binary is re-executed.
@@ -356,6 +357,20 @@ func runChild(role string) int {
 		_ = sub.Close()
 		fmt.Println("attached")
 		return 0
+	case "lock-squatter":
+		// Open the ring read-only, as any user allowed to read it can, take
+		// every lock a read-only descriptor can take — the registry flock
+		// and read locks on every line it can — and hold them until killed
+		// (TestLocksCannotStallProducer).
+		fd, err := unix.Open(shmPath(name), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		if err := readLockEverything(fd); err != nil {
+			return fail(err)
+		}
+		fmt.Println("holding")
+		select {}
 	case "owner":
 		// Create a ring and wait to be killed.
 		if _, err := Create[Tick](name, Options{Capacity: 8}); err != nil {

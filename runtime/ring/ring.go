@@ -7,6 +7,7 @@ import (
 	"iter"
 	"os"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unsafe"
@@ -406,17 +407,25 @@ func (p *Publisher[T]) Close() error {
 	if p.s == nil {
 		return nil
 	}
-	p.p.close()
+	err := p.closeProducer()
 	if p.sealed != nil {
 		p.sealed.close()
 	}
-	var err error
 	if p.owner {
-		err = unlinkOwned(p.s.name, p.s.host)
+		err = errors.Join(err, unlinkOwned(p.s.name, p.s.host))
 	}
 	err = errors.Join(err, p.s.host.release())
 	p.s = nil
 	return err
+}
+
+// closeProducer publishes what is pending and marks the ring closed (a
+// segment truncated under us makes it an error; everything is released
+// regardless).
+func (p *Publisher[T]) closeProducer() (err error) {
+	defer guardFault(p.s.name, debug.SetPanicOnFault(true), &err)
+	p.p.close()
+	return nil
 }
 
 // Subscriber is one registered reader of a ring of T. It is not safe for
@@ -480,7 +489,8 @@ func (s *Subscriber[T]) Name() string { return s.s.name }
 // ErrOverwritten and what was read must be discarded. Borrow returns
 // ErrClosed or ErrPublisherDead once every message has been delivered,
 // ErrEvicted if the producer evicted this subscriber, or ctx's error.
-func (s *Subscriber[T]) Borrow(ctx context.Context) (*T, error) {
+func (s *Subscriber[T]) Borrow(ctx context.Context) (_ *T, err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
 		m, err := s.c.borrow()
 		if err != ErrEmpty {
@@ -493,7 +503,8 @@ func (s *Subscriber[T]) Borrow(ctx context.Context) (*T, error) {
 }
 
 // TryBorrow is Borrow without waiting: ErrEmpty if no message is ready.
-func (s *Subscriber[T]) TryBorrow() (*T, error) {
+func (s *Subscriber[T]) TryBorrow() (_ *T, err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	m, err := s.c.borrow()
 	return (*T)(m), err
 }
@@ -518,7 +529,8 @@ func (b Batch[T]) At(i int) *T {
 
 // BorrowBatch waits for at least one message and borrows up to max
 // contiguous ones (fewer at the ring's wrap point). Release releases them.
-func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (Batch[T], error) {
+func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (_ Batch[T], err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	if max < 1 {
 		max = 1
 	}
@@ -536,12 +548,16 @@ func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (Batch[T], err
 // Release ends the current borrow (single or batch). It returns
 // ErrOverwritten if any borrowed slot was overwritten meanwhile: then the
 // whole borrow must be discarded, and it was counted as dropped.
-func (s *Subscriber[T]) Release() error { return s.c.release() }
+func (s *Subscriber[T]) Release() (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
+	return s.c.release()
+}
 
 // TryRecv copies the next message into dst without waiting: ErrEmpty if
 // none is ready. A lossy subscriber never returns a torn message: a copy
 // overlapped by an overwrite is discarded, counted, and the next is read.
-func (s *Subscriber[T]) TryRecv(dst *T) error {
+func (s *Subscriber[T]) TryRecv(dst *T) (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	if s.c.nb != 0 {
 		return fmt.Errorf("receive %q: %w", s.s.name, ErrClaimed)
 	}
@@ -564,7 +580,8 @@ func (s *Subscriber[T]) TryRecv(dst *T) error {
 // Recv waits for the next message and copies it into dst. It honours ctx's
 // deadline and cancellation, and returns ErrClosed, ErrPublisherDead or
 // ErrEvicted as Borrow does.
-func (s *Subscriber[T]) Recv(ctx context.Context, dst *T) error {
+func (s *Subscriber[T]) Recv(ctx context.Context, dst *T) (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
 		err := s.TryRecv(dst)
 		if err != ErrEmpty {
@@ -606,7 +623,9 @@ func (s *Subscriber[T]) Received() uint64 { return s.c.received }
 func (s *Subscriber[T]) Dropped() uint64 { return s.c.dropped }
 
 // Lag returns how many published messages this subscriber has not read.
-func (s *Subscriber[T]) Lag() uint64 {
+func (s *Subscriber[T]) Lag() (lag uint64) {
+	var err error
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err) // a truncated segment: 0
 	t := loadTail(s.s)
 	if t < s.c.head {
 		return 0
@@ -620,8 +639,16 @@ func (s *Subscriber[T]) Close() error {
 	if s.s == nil {
 		return nil
 	}
-	s.c.close()
-	err := s.s.host.release()
+	err := s.closeEntry()
+	err = errors.Join(err, s.s.host.release())
 	s.s = nil
 	return err
+}
+
+// closeEntry detaches from the table (a truncated segment makes it an
+// error; the locks and the mapping are released regardless).
+func (s *Subscriber[T]) closeEntry() (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
+	s.c.close()
+	return nil
 }

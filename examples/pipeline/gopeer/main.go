@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"runtime"
 	"time"
@@ -41,6 +42,7 @@ func main() {
 	ping := fs.String("ping", "", "ring to echo from (echo)")
 	pong := fs.String("pong", "", "ring to echo to, created (echo)")
 	cpu := fs.Int("pin", -1, "pin to this CPU (echo)")
+	sealed := fs.String("sealed", "", "sealed mode: serve the ring (pub) or dial it (sub) on the Unix socket at this path")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
 	}
@@ -79,10 +81,10 @@ func main() {
 			fmt.Fprintf(os.Stderr, "gopeer: unknown policy %q\n", *policy)
 			os.Exit(2)
 		}
-		summary, err = publish(*name, *count, ring.Options{Capacity: *capacity, MaxSubscribers: *maxSubs,
+		summary, err = publish(*name, *sealed, *count, ring.Options{Capacity: *capacity, MaxSubscribers: *maxSubs,
 			Policy: p, Batch: *batch, Timeout: limit}, *waitSubs, limit, *hangMidClaim)
 	} else {
-		summary, err = subscribe(*name, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit, *latency)
+		summary, err = subscribe(*name, *sealed, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit, *latency)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gopeer:", err)
@@ -123,31 +125,45 @@ func fill(m *market.Message, seq uint64, now *uint64) {
 
 func intact(m *market.Message) bool { return m.Payload == patterns[byte(m.Seq*131)] }
 
-func publish(name string, count int64, opts ring.Options, waitSubs int, limit time.Duration, hangMidClaim bool) (map[string]any, error) {
-	pub, err := ring.Create[market.Message](name, opts)
+// create makes the ring: named, or sealed and served on the Unix socket at
+// sockPath until stop is called.
+func create(name, sockPath string, opts ring.Options) (pub *ring.Publisher[market.Message], stop func(), err error) {
+	if sockPath == "" {
+		pub, err = ring.Create[market.Message](name, opts)
+		return pub, func() {}, err
+	}
+	pub, err = ring.CreateSealed[market.Message](name, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sockPath, Net: "unix"})
+	if err != nil {
+		_ = pub.Close()
+		return nil, nil, err
+	}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		if err := pub.Serve(ln); err != nil {
+			fmt.Fprintln(os.Stderr, "gopeer: serve:", err)
+		}
+	}()
+	return pub, func() { _ = ln.Close(); <-served }, nil
+}
+
+func publish(name, sockPath string, count int64, opts ring.Options, waitSubs int, limit time.Duration, hangMidClaim bool) (map[string]any, error) {
+	pub, stop, err := create(name, sockPath, opts)
 	if err != nil {
 		return nil, err
 	}
 	defer pub.Close()
-	deadline := time.Now().Add(limit)
-	for {
-		st, err := ring.Inspect(name)
-		if err != nil {
-			return nil, err
-		}
-		active := 0
-		for _, s := range st.Subscribers {
-			if s.State == "active" {
-				active++
-			}
-		}
-		if active >= waitSubs {
-			break
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("ring %q: %d of %d subscribers registered after %v", name, active, waitSubs, limit)
-		}
-		time.Sleep(time.Millisecond)
+	defer stop()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	// Registered subscribers receive every message published from now on
+	// (ABI.md §8.4, "Registered").
+	if err := pub.WaitSubscribers(ctx, waitSubs); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	var now uint64
@@ -181,14 +197,23 @@ func publish(name string, count int64, opts ring.Options, waitSubs int, limit ti
 		"msgs_per_s": float64(count) / secs}, nil
 }
 
-// attach retries until the ring exists and is ready, up to the deadline.
-func attach(name string, opts ring.SubscribeOptions, deadline time.Time) (*ring.Subscriber[market.Message], error) {
+// attach retries until the ring (or the sealed ring's socket) exists and is
+// ready, up to the deadline.
+func attach(name, sockPath string, opts ring.SubscribeOptions, deadline time.Time) (*ring.Subscriber[market.Message], error) {
 	for {
-		sub, err := ring.Attach[market.Message](name, opts)
+		var sub *ring.Subscriber[market.Message]
+		var err error
+		if sockPath != "" {
+			sub, err = ring.DialSealed[market.Message](sockPath, opts)
+		} else {
+			sub, err = ring.Attach[market.Message](name, opts)
+		}
 		if err == nil {
 			return sub, nil
 		}
-		if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) || time.Now().After(deadline) {
+		retry := errors.Is(err, ring.ErrNotFound) || errors.Is(err, ring.ErrNotReady) ||
+			sockPath != "" && (errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ECONNREFUSED))
+		if !retry || time.Now().After(deadline) {
 			return nil, err
 		}
 		time.Sleep(time.Millisecond)
@@ -209,7 +234,7 @@ func echo(ping, pong string, cpu int, limit time.Duration) (map[string]any, erro
 		return nil, err
 	}
 	defer out.Close()
-	in, err := attach(ping, ring.SubscribeOptions{}, time.Now().Add(limit))
+	in, err := attach(ping, "", ring.SubscribeOptions{}, time.Now().Add(limit))
 	if err != nil {
 		return nil, err
 	}
@@ -231,9 +256,9 @@ func echo(ping, pong string, cpu int, limit time.Duration) (map[string]any, erro
 	return map[string]any{"echoed": echoed, "seconds": time.Since(start).Seconds()}, nil
 }
 
-func subscribe(name string, count int64, maxLag int, slow, limit time.Duration, latency bool) (map[string]any, error) {
+func subscribe(name, sockPath string, count int64, maxLag int, slow, limit time.Duration, latency bool) (map[string]any, error) {
 	deadline := time.Now().Add(limit)
-	sub, err := attach(name, ring.SubscribeOptions{MaxLag: maxLag}, deadline)
+	sub, err := attach(name, sockPath, ring.SubscribeOptions{MaxLag: maxLag}, deadline)
 	if err != nil {
 		return nil, err
 	}
