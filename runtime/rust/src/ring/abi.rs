@@ -290,7 +290,7 @@ impl Geometry {
                 "message alignment {msg_align} is not a power of two <= {MAX_ALIGN}"
             ));
         }
-        if msg_size % msg_align != 0 {
+        if !msg_size.is_multiple_of(msg_align) {
             return Err(format!(
                 "message size {msg_size} is not a multiple of its alignment {msg_align}"
             ));

@@ -730,6 +730,7 @@ impl<T: Message> Publisher<T> {
     }
 
     /// Messages committed.
+    #[allow(clippy::misnamed_getters)] // committed, not the last tail stored
     pub fn published(&self) -> u64 {
         self.p.cursor
     }

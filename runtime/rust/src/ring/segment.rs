@@ -55,7 +55,7 @@ impl Segment {
     /// The atomic u64 at `off`.
     #[inline(always)]
     pub fn u64(&self, off: usize) -> &AtomicU64 {
-        debug_assert!(off % 8 == 0 && off + 8 <= self.len);
+        debug_assert!(off.is_multiple_of(8) && off + 8 <= self.len);
         // SAFETY: every offset comes from the validated local geometry or
         // the ABI constants: inside the mapping and 8-aligned (the mapping
         // is page-aligned). The word is only ever accessed atomically by
@@ -66,7 +66,7 @@ impl Segment {
     /// The atomic u32 at `off`.
     #[inline(always)]
     pub fn u32(&self, off: usize) -> &AtomicU32 {
-        debug_assert!(off % 4 == 0 && off + 4 <= self.len);
+        debug_assert!(off.is_multiple_of(4) && off + 4 <= self.len);
         // SAFETY: as for u64, 4-aligned.
         unsafe { AtomicU32::from_ptr(self.base.as_ptr().add(off).cast()) }
     }
@@ -188,7 +188,7 @@ impl Segment {
             .map_err(|e| Error::io(name, "fchmod", e))?;
         let size = hdr.geo.seg_size;
         if let Ok(sfs) = rustix::fs::fstatfs(&fd) {
-            let free = (sfs.f_bavail as u64).saturating_mul(sfs.f_bsize as u64);
+            let free = sfs.f_bavail.saturating_mul(sfs.f_bsize as u64);
             if sfs.f_blocks != 0 && size > free {
                 return Err(Error::NoSpace {
                     ring: name.to_owned(),
@@ -500,11 +500,7 @@ pub fn remove_stale(prefix: &str) -> Result<Vec<String>> {
         }
         match remove(&name) {
             Ok(()) => removed.push(name),
-            Err(e)
-                if matches!(
-                    e,
-                    Error::InUse { .. } | Error::NotFound { .. } | Error::Corrupt { .. }
-                ) => {}
+            Err(Error::InUse { .. } | Error::NotFound { .. } | Error::Corrupt { .. }) => {}
             Err(e) => return Err(e),
         }
     }

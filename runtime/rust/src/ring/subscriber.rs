@@ -79,10 +79,13 @@ impl Default for SubscribeOptions {
 }
 
 #[cfg(test)]
+type HookFn = Box<dyn FnMut(&str)>;
+
+#[cfg(test)]
 thread_local! {
     /// Test hook: called at named protocol points so that a test can
     /// interleave another party's steps deterministically.
-    pub(crate) static HOOK: std::cell::RefCell<Option<Box<dyn FnMut(&str)>>> =
+    pub(crate) static HOOK: std::cell::RefCell<Option<HookFn>> =
         const { std::cell::RefCell::new(None) };
 }
 
@@ -677,7 +680,7 @@ impl Consumer {
             return Some(self.evicted());
         }
         let closed = self.seg.u32(OFF_PROD_STATE).load(Ordering::Acquire) == PROD_CLOSED;
-        if !closed && !(check_alive && !self.seg.producer_alive()) {
+        if !closed && (!check_alive || self.seg.producer_alive()) {
             return None;
         }
         // Closed is stored after the final tail (H4), a dead producer's tail
@@ -847,11 +850,6 @@ impl Consumer {
             self.seg.unlock_registry();
         }
         self.seg.unlock_entry(self.idx);
-    }
-
-    #[cfg(test)]
-    pub fn index(&self) -> usize {
-        self.idx
     }
 }
 

@@ -55,7 +55,11 @@ fn drain(sub: &mut Subscriber<Tick>) -> (u64, u64) {
 
 #[test]
 fn block_stream_between_threads_loses_nothing() {
-    for (layout, batch) in [(SlotLayout::Packed, 1), (SlotLayout::Line, 8), (SlotLayout::Auto, 32)] {
+    for (layout, batch) in [
+        (SlotLayout::Packed, 1),
+        (SlotLayout::Line, 8),
+        (SlotLayout::Auto, 32),
+    ] {
         let name = Name::new("stream");
         let count = 100_000u64;
         let o = Options {
@@ -97,7 +101,10 @@ fn block_stream_between_threads_loses_nothing() {
         publisher.close().unwrap();
         assert_eq!(a.join().unwrap(), (count, 0), "{layout:?}");
         assert_eq!(b.join().unwrap(), count, "{layout:?}");
-        assert!(!std::path::Path::new(&name.path()).exists(), "close unlinks");
+        assert!(
+            !std::path::Path::new(&name.path()).exists(),
+            "close unlinks"
+        );
     }
 }
 
@@ -107,10 +114,23 @@ fn messages_not_a_multiple_of_eight_bytes() {
     let mut publisher = Publisher::<Odd>::create(&name, opts(8, Policy::Block, 1)).unwrap();
     let mut sub = Subscriber::<Odd>::attach(&name, SubscribeOptions::default()).unwrap();
     for i in 0..20u32 {
-        publisher.publish(&Odd { a: i, b: !i, c: i * 3 }).unwrap();
+        publisher
+            .publish(&Odd {
+                a: i,
+                b: !i,
+                c: i * 3,
+            })
+            .unwrap();
         let mut m = Odd::default();
         sub.try_recv(&mut m).unwrap();
-        assert_eq!(m, Odd { a: i, b: !i, c: i * 3 });
+        assert_eq!(
+            m,
+            Odd {
+                a: i,
+                b: !i,
+                c: i * 3
+            }
+        );
     }
     let st = inspect(&name).unwrap();
     // 8-byte stamp + 12 bytes in one line: line slots chosen automatically.
@@ -131,7 +151,10 @@ fn drop_newest_refuses_and_counts() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert_eq!((publisher.published(), publisher.dropped(), refused), (8, 12, 12));
+    assert_eq!(
+        (publisher.published(), publisher.dropped(), refused),
+        (8, 12, 12)
+    );
     assert_eq!(inspect(&name).unwrap().producer.dropped_newest, 12);
     let mut m = Tick::default();
     for seq in 0..8 {
@@ -145,7 +168,11 @@ fn drop_newest_refuses_and_counts() {
 fn lossy_subscribers_account_for_every_message() {
     // A lossy reader of a Block ring, and any reader of a drop_oldest ring,
     // lapped while idle: received + dropped == published, dropped == gaps.
-    for (policy, max_lag) in [(Policy::Block, 4), (Policy::DropOldest, 0), (Policy::DropOldest, 6)] {
+    for (policy, max_lag) in [
+        (Policy::Block, 4),
+        (Policy::DropOldest, 0),
+        (Policy::DropOldest, 6),
+    ] {
         let name = Name::new("lossy");
         let mut publisher = Publisher::<Tick>::create(&name, opts(16, policy, 2)).unwrap();
         let mut sub = Subscriber::<Tick>::attach(&name, lossy(max_lag)).unwrap();
@@ -221,7 +248,10 @@ fn a_batch_is_a_strided_view_that_stops_at_the_wrap() {
     assert_eq!((b.len(), b.stride()), (6, 72));
     assert_eq!(b[5].seq, 5);
     assert!(b.get(6).is_none());
-    assert_eq!(b.iter().rev().map(|m| m.seq).collect::<Vec<_>>(), [5, 4, 3, 2, 1, 0]);
+    assert_eq!(
+        b.iter().rev().map(|m| m.seq).collect::<Vec<_>>(),
+        [5, 4, 3, 2, 1, 0]
+    );
     b.release().unwrap();
     for seq in 6..12 {
         publisher.publish(&Tick::of(seq)).unwrap();
@@ -290,7 +320,10 @@ fn a_stalled_subscriber_is_evicted_after_the_liveness_timeout() {
         publisher.publish(&Tick::of(seq)).unwrap();
     }
     let waited = t0.elapsed();
-    assert!(waited >= Duration::from_millis(300), "evicted early: {waited:?}");
+    assert!(
+        waited >= Duration::from_millis(300),
+        "evicted early: {waited:?}"
+    );
     assert!(waited < Duration::from_secs(2), "evicted late: {waited:?}");
     assert_eq!(publisher.producer().evictions, 1);
     let mut m = Tick::default();
@@ -358,25 +391,58 @@ fn identity_and_option_errors_name_the_values() {
     let _publisher = Publisher::<Tick>::create(&name, opts(8, Policy::Block, 1)).unwrap();
     let err = Subscriber::<Small>::attach(&name, SubscribeOptions::default()).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, Error::Mismatch { field: "fingerprint", .. }), "{text}");
-    assert!(text.contains(&*name) && text.contains("0x7ac49e0f1d2b3c4d") && text.contains("0x5a11000000000003"), "{text}");
+    assert!(
+        matches!(
+            err,
+            Error::Mismatch {
+                field: "fingerprint",
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(&*name)
+            && text.contains("0x7ac49e0f1d2b3c4d")
+            && text.contains("0x5a11000000000003"),
+        "{text}"
+    );
     let err = Publisher::<Tick>::create(&name, Options::default()).unwrap_err();
-    assert!(matches!(err, Error::Exists { .. }) && err.to_string().contains("alive"), "{err}");
+    assert!(
+        matches!(err, Error::Exists { .. }) && err.to_string().contains("alive"),
+        "{err}"
+    );
     for (o, want) in [
         (opts(6, Policy::Block, 1), "capacity 6"),
         (opts(8, Policy::Block, 5), "batch 5 outside [1, 4]"),
-        (Options { mode: 0o666, ..Options::default() }, "world-writable"),
-        (Options { max_subscribers: 2000, ..Options::default() }, "max subscribers 2000"),
+        (
+            Options {
+                mode: 0o666,
+                ..Options::default()
+            },
+            "world-writable",
+        ),
+        (
+            Options {
+                max_subscribers: 2000,
+                ..Options::default()
+            },
+            "max subscribers 2000",
+        ),
     ] {
         let err = Publisher::<Tick>::create(&Name::new("bad"), o).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidOptions, "{err}");
         assert!(err.to_string().contains(want), "{err} lacks {want}");
     }
     let err = Subscriber::<Tick>::attach(&name, lossy(9)).unwrap_err();
-    assert!(err.to_string().contains("max lag 9 exceeds capacity 8"), "{err}");
+    assert!(
+        err.to_string().contains("max lag 9 exceeds capacity 8"),
+        "{err}"
+    );
     let err = Subscriber::<Tick>::attach("../etc/passwd", SubscribeOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidName);
-    let err = Subscriber::<Tick>::attach(&Name::new("absent"), SubscribeOptions::default()).unwrap_err();
+    let err =
+        Subscriber::<Tick>::attach(&Name::new("absent"), SubscribeOptions::default()).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
 }
 
@@ -406,7 +472,11 @@ fn a_membarrier_less_subscriber_on_an_asymmetric_ring() {
     let name = Name::new("asym");
     let asym = sys::membarrier_registered();
     let o = Options {
-        fences: if asym { Fences::Asymmetric } else { Fences::Strong },
+        fences: if asym {
+            Fences::Asymmetric
+        } else {
+            Fences::Strong
+        },
         ..opts(64, Policy::Block, 8)
     };
     let mut publisher = Publisher::<Tick>::create_with(&name, o, !asym).unwrap();
@@ -422,7 +492,11 @@ fn a_membarrier_less_subscriber_on_an_asymmetric_ring() {
         publisher.publish(&Tick::of(seq)).unwrap();
     }
     assert_eq!(
-        publisher.producer().seg.u32(OFF_PROD_FENCES).load(std::sync::atomic::Ordering::Relaxed),
+        publisher
+            .producer()
+            .seg
+            .u32(OFF_PROD_FENCES)
+            .load(std::sync::atomic::Ordering::Relaxed),
         1,
         "the producer switched to strong fences"
     );
@@ -444,7 +518,11 @@ fn parked_subscribers_are_woken_not_watchdogged() {
     let mut sub = Subscriber::<Tick>::attach(&name, no_spin).unwrap();
     let reader = thread::spawn(move || {
         let r = drain(&mut sub);
-        (r, sub.consumer().watchdog_fires, sub.consumer().lost_wakeups)
+        (
+            r,
+            sub.consumer().watchdog_fires,
+            sub.consumer().lost_wakeups,
+        )
     });
     for seq in 0..200 {
         publisher.publish(&Tick::of(seq)).unwrap();

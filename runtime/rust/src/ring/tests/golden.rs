@@ -11,10 +11,21 @@ fn golden(file: &str) -> Vec<u8> {
     let path = format!("{}/../../golden/abi/{file}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (off, bytes) = line.split_once(':').expect("OFFSET: bytes");
-        assert_eq!(usize::from_str_radix(off, 16).unwrap(), out.len(), "{path}: {line}");
-        out.extend(bytes.split_whitespace().map(|b| u8::from_str_radix(b, 16).unwrap()));
+        assert_eq!(
+            usize::from_str_radix(off, 16).unwrap(),
+            out.len(),
+            "{path}: {line}"
+        );
+        out.extend(
+            bytes
+                .split_whitespace()
+                .map(|b| u8::from_str_radix(b, 16).unwrap()),
+        );
     }
     out
 }
@@ -30,7 +41,11 @@ fn zero_volatile(seg: &mut [u8]) {
     ];
     for i in 0..hdr.geo.max_subs as usize {
         let e = hdr.geo.entry_off(i) as usize;
-        ranges.extend([(e + ENT_HEARTBEAT, 8), (e + ENT_PID, 4), (e + ENT_START_TIME, 8)]);
+        ranges.extend([
+            (e + ENT_HEARTBEAT, 8),
+            (e + ENT_PID, 4),
+            (e + ENT_START_TIME, 8),
+        ]);
     }
     for (off, n) in ranges {
         seg[off..off + n].fill(0);
@@ -123,12 +138,23 @@ fn small_line_asym() {
     };
     let mut sub = Subscriber::<Small>::attach(&name, sub_opts).unwrap();
     for i in 0..3u64 {
-        publisher.publish(&Small { seq: i, value: i * i }).unwrap();
+        publisher
+            .publish(&Small {
+                seq: i,
+                value: i * i,
+            })
+            .unwrap();
     }
     let mut m = Small::default();
     for i in 0..2u64 {
         sub.try_recv(&mut m).unwrap();
-        assert_eq!(m, Small { seq: i, value: i * i });
+        assert_eq!(
+            m,
+            Small {
+                seq: i,
+                value: i * i
+            }
+        );
     }
     sub.consumer().flush_stats();
     check("small_line_asym_v2.hex", publisher.producer().seg.bytes());

@@ -12,7 +12,10 @@ use rustix::fs::{FileType, FlockOperation, Mode, OFlags};
 
 use super::*;
 use crate::ring::abi::{PROD_LOCK_LEN, PROD_LOCK_START};
-use crate::ring::{inspect, remove, sys, Error, ErrorKind, Options, Publisher, SubscribeOptions, Subscriber, WATCHDOG};
+use crate::ring::{
+    inspect, remove, sys, Error, ErrorKind, Options, Publisher, SubscribeOptions, Subscriber,
+    WATCHDOG,
+};
 
 const LIVENESS: Duration = Duration::from_millis(300);
 
@@ -104,7 +107,9 @@ fn locks_held_by_others_cannot_stall_the_producer() {
         assert_eq!(publisher.producer().evictions, 1, "{who}");
         assert!(waited < LIVENESS + 2 * WATCHDOG, "{who}: waited {waited:?}");
         let mut m = Tick::default();
-        let err = stalled.recv(&mut m, Some(Duration::from_secs(5))).unwrap_err();
+        let err = stalled
+            .recv(&mut m, Some(Duration::from_secs(5)))
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Evicted, "{who}: {err}");
         if let Some(c) = child.as_mut() {
             c.kill().unwrap();
@@ -135,7 +140,11 @@ fn a_stalled_registry_lock_holder_does_not_stall_its_own_eviction() {
     for seq in 0..9 {
         publisher.publish(&Tick::of(seq)).unwrap();
     }
-    assert!(t0.elapsed() < LIVENESS + 2 * WATCHDOG, "waited {:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < LIVENESS + 2 * WATCHDOG,
+        "waited {:?}",
+        t0.elapsed()
+    );
     assert_eq!(publisher.producer().evictions, 1);
     stalled.consumer().seg.unlock_registry();
 }
@@ -175,8 +184,15 @@ fn special_files_at_the_name_are_refused_at_once() {
         assert!(err.to_string().contains(says), "{kind} inspect: {err}");
         let err = remove(&name).unwrap_err();
         assert!(err.to_string().contains(says), "{kind} remove: {err}");
-        assert!(t0.elapsed() < Duration::from_secs(1), "{kind}: {:?}", t0.elapsed());
-        assert!(std::fs::symlink_metadata(name.path()).is_ok(), "{kind}: not ours to remove");
+        assert!(
+            t0.elapsed() < Duration::from_secs(1),
+            "{kind}: {:?}",
+            t0.elapsed()
+        );
+        assert!(
+            std::fs::symlink_metadata(name.path()).is_ok(),
+            "{kind}: not ours to remove"
+        );
     }
 }
 
@@ -196,9 +212,14 @@ fn a_fake_read_lock_never_keeps_a_dead_publisher_alive() {
     let mut sub = Subscriber::<Tick>::attach(&name, SubscribeOptions::default()).unwrap();
     publisher.publish(&Tick::of(0)).unwrap();
     // Someone who can open the ring read-only locks the producer's range.
-    let squatter = rustix::fs::open(name.path(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
+    let squatter =
+        rustix::fs::open(name.path(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).unwrap();
     // The publisher dies (the kernel drops its write lock).
-    sys::unlock(publisher.producer().seg.fd(), PROD_LOCK_START, PROD_LOCK_LEN);
+    sys::unlock(
+        publisher.producer().seg.fd(),
+        PROD_LOCK_START,
+        PROD_LOCK_LEN,
+    );
     std::mem::forget(publisher);
     assert!(read_lock(squatter.as_fd(), PROD_LOCK_START, PROD_LOCK_LEN));
     let mut m = Tick::default();

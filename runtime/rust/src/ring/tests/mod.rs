@@ -73,7 +73,9 @@ impl Tick {
 }
 
 /// Book: 64 bytes, @align(64), id 2.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C, align(64))]
 pub(crate) struct Book {
     pub seq: u64,
@@ -90,7 +92,9 @@ impl Message for Book {
 }
 
 /// Small: 16 bytes, align 8, id 3.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub(crate) struct Small {
     pub seq: u64,
@@ -106,7 +110,9 @@ impl Message for Small {
 }
 
 /// Odd: 12 bytes, align 4 — a size that is not a multiple of 8.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
 #[repr(C)]
 pub(crate) struct Odd {
     pub a: u32,

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::ring::subscriber::HOOK;
-use crate::ring::{Error, Fences, Options, Publisher, Start, SubscribeOptions, Subscriber, WATCHDOG};
+use crate::ring::{
+    Error, Fences, Options, Publisher, Start, SubscribeOptions, Subscriber, WATCHDOG,
+};
 
 /// Installs `f` as this thread's hook until the guard drops.
 struct Hook;
@@ -74,9 +76,11 @@ fn race5_a_resuming_subscribers_provisional_head_protects_its_backlog() {
         liveness_timeout: Duration::from_secs(3600),
         ..Options::default()
     };
-    let publisher: Shared<Publisher<Tick>> = Arc::new(Mutex::new(Publisher::create(&name, o).unwrap()));
-    let other: Shared<Subscriber<Tick>> =
-        Arc::new(Mutex::new(Subscriber::attach(&name, SubscribeOptions::default()).unwrap()));
+    let publisher: Shared<Publisher<Tick>> =
+        Arc::new(Mutex::new(Publisher::create(&name, o).unwrap()));
+    let other: Shared<Subscriber<Tick>> = Arc::new(Mutex::new(
+        Subscriber::attach(&name, SubscribeOptions::default()).unwrap(),
+    ));
     let durable = || SubscribeOptions {
         name: "risk".into(),
         start: Start::Last,
@@ -105,11 +109,18 @@ fn race5_a_resuming_subscribers_provisional_head_protects_its_backlog() {
     let mut back = Subscriber::<Tick>::attach(&name, durable()).unwrap();
     drop(hook);
     let stopped = *stopped.lock().unwrap();
-    assert_eq!(stopped, 10 + CAPACITY, "a lap past the backlog, not a lap past the tail");
+    assert_eq!(
+        stopped,
+        10 + CAPACITY,
+        "a lap past the backlog, not a lap past the tail"
+    );
     // From its start everything is intact and in order; it lost only the
     // handshake's margin (2*batch).
     let start = 10 + back.dropped();
-    assert!(start <= 12, "start {start}: the backlog 10..13 was overwritten");
+    assert!(
+        start <= 12,
+        "start {start}: the backlog 10..13 was overwritten"
+    );
     for want in start..stopped {
         back.try_recv(&mut m).unwrap();
         assert_eq!(m.seq, want);
@@ -146,7 +157,10 @@ fn race6_a_subscriber_ahead_of_the_published_tail_resumes() {
     publish_next(&mut publisher, 1);
     publisher.flush();
     back.try_recv(&mut m).unwrap();
-    assert_eq!(m.seq, 3, "resumed where it stopped, nothing delivered twice");
+    assert_eq!(
+        m.seq, 3,
+        "resumed where it stopped, nothing delivered twice"
+    );
 }
 
 #[test]
@@ -160,7 +174,8 @@ fn race7_a_held_back_message_reaches_a_parking_subscriber() {
                 fences,
                 ..Options::default()
             };
-            let publisher: Shared<Publisher<Tick>> = Arc::new(Mutex::new(Publisher::create(&name, o).unwrap()));
+            let publisher: Shared<Publisher<Tick>> =
+                Arc::new(Mutex::new(Publisher::create(&name, o).unwrap()));
             let so = SubscribeOptions {
                 max_lag,
                 spin: 0,
@@ -176,7 +191,11 @@ fn race7_a_held_back_message_reaches_a_parking_subscriber() {
             assert_eq!(m.seq, 0);
             let st = crate::ring::inspect(&name).unwrap();
             assert_eq!(st.producer.published, 0, "the message was still held back");
-            assert_eq!(sub.consumer().watchdog_fires, 0, "max_lag {max_lag} {fences:?}: rescued by the watchdog");
+            assert_eq!(
+                sub.consumer().watchdog_fires,
+                0,
+                "max_lag {max_lag} {fences:?}: rescued by the watchdog"
+            );
         }
     }
 }
@@ -200,7 +219,11 @@ fn a_close_at_the_brink_of_sleep_is_not_lost() {
     let mut m = Tick::default();
     let err = sub.recv(&mut m, Some(Duration::from_secs(5))).unwrap_err();
     assert!(matches!(err, Error::Closed), "{err}");
-    assert_eq!(sub.consumer().watchdog_fires, 0, "woken, not rescued by the watchdog");
+    assert_eq!(
+        sub.consumer().watchdog_fires,
+        0,
+        "woken, not rescued by the watchdog"
+    );
     assert!(t0.elapsed() < WATCHDOG / 2);
 }
 
@@ -223,12 +246,20 @@ fn a_joining_subscriber_is_not_counted_until_its_start_is_fixed() {
         Subscriber::<Tick>::attach(&ring, SubscribeOptions::default()).unwrap()
     });
     joining.recv().unwrap();
-    assert_eq!(publisher.subscribers(), 0, "a joining entry is not registered yet");
+    assert_eq!(
+        publisher.subscribers(),
+        0,
+        "a joining entry is not registered yet"
+    );
     publish_next(&mut publisher, 5); // published while it joins: not promised to it
-    assert!(publisher.wait_subscribers(1, Duration::from_millis(30)).is_err());
+    assert!(publisher
+        .wait_subscribers(1, Duration::from_millis(30))
+        .is_err());
     proceed.send(()).unwrap();
     let mut sub = attacher.join().unwrap();
-    publisher.wait_subscribers(1, Duration::from_secs(5)).unwrap();
+    publisher
+        .wait_subscribers(1, Duration::from_secs(5))
+        .unwrap();
     let first = publisher.published();
     publish_next(&mut publisher, 100);
     let mut m = Tick::default();
