@@ -1,6 +1,7 @@
 # Tachyon's front door. `make demo` runs the main job, `make test` every test.
-# A fresh clone needs only Go, Python 3 and a C++ compiler: the Python venv
-# (.venv, from requirements-dev.txt) is created on first use.
+# A fresh clone needs only Go, Python 3, a C++ compiler and Rust (cargo): the
+# Python venv (.venv, from requirements-dev.txt) is created on first use, and
+# the Rust crates are fetched once (`make rust-deps`), then used offline.
 
 GO      ?= go
 PYTHON  ?= python3
@@ -11,9 +12,12 @@ FUZZTIME ?= 5m
 CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
+CARGO   ?= cargo
+RUSTPEER := build/cargo/release/rustpeer
 
-.PHONY: all demo test test-go test-python test-cpp lint fmt golden bench bench-quick \
-        bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench
+.PHONY: all demo test test-go test-python test-cpp test-rust lint fmt golden bench bench-quick \
+        bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench \
+        rust-deps $(RUSTPEER)
 
 all: tachyon-gen
 
@@ -34,14 +38,27 @@ $(GEN)/.stamp: examples/*.tsch $(shell find schema gen cmd -name '*.go' -not -na
 	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp examples/*.tsch
 	@touch $@
 
-## peers: the Go, C++ and Python interop peers (examples/pipeline/PEERS.md)
-peers: bin/gopeer build/cpppeer $(VENV)/.runtime
+## peers: the Go, C++, Python and Rust interop peers (examples/pipeline/PEERS.md)
+peers: bin/gopeer build/cpppeer $(VENV)/.runtime $(RUSTPEER)
 
 bin/gopeer:
 	$(GO) build -o $@ ./examples/pipeline/gopeer
 
 build/cpppeer: examples/pipeline/cpppeer.cpp runtime/cpp/include/tachyon/*.hpp $(GEN)/.stamp
 	$(CXX) -std=c++20 -O2 -Wall -Wextra -Wpedantic -Iruntime/cpp/include -I$(GEN)/cpp $< -o $@
+
+## rust-deps: fetch the locked crates of the Rust workspace (online, once);
+## every cargo command after it runs --offline.
+rust-deps: build/.rust-deps
+build/.rust-deps: Cargo.lock
+	@mkdir -p build
+	$(CARGO) fetch --locked
+	@touch $@
+
+# The Rust peer; its build script generates the message module with the
+# tachyon-gen built here. Cargo decides what is out of date.
+$(RUSTPEER): build/.rust-deps tachyon-gen
+	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) build --offline --locked --release -p rustpeer
 
 # The Python ring client, installed editable into the venv.
 $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
@@ -51,20 +68,20 @@ $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
 ## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python
 demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
-	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
+	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer --rust $(RUSTPEER) \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
 	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
 
-## test: every test (Go with -race, Python, C++, the interop matrix), plus lint
-test: lint test-go test-python
+## test: every test (Go with -race, Python, C++, Rust, the interop matrix), plus lint
+test: lint test-go test-python test-rust
 	@echo "make test: all green"
 
 # The race detector allocates and slows the ring ~10x, so the
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
 # (examples/pipeline/peers) needs the venv.
-test-go: venv
+test-go: venv rust-deps
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
 
@@ -75,6 +92,14 @@ test-python: venv tachyon-gen
 # inside `go test ./gen/cpp`; this target runs them alone.
 test-cpp:
 	$(GO) test -count=1 ./gen/cpp
+
+# The Rust workspace (runtime/rust, the Rust peer): unit, golden, race and
+# property tests, clippy with warnings as errors, rustfmt. Offline: the
+# crates come from rust-deps.
+test-rust: rust-deps tachyon-gen
+	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) test --offline --locked --workspace
+	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) clippy --offline --locked --workspace --all-targets -- -D warnings
+	$(CARGO) fmt --all --check
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -19,7 +19,7 @@ import (
 
 // Peer is one language's peer program.
 type Peer struct {
-	Lang string   // "go", "cpp", "python"
+	Lang string   // "go", "cpp", "python", "rust"
 	Argv []string // the command, without the pub/sub verb
 	Env  []string // extra environment
 }
@@ -61,6 +61,10 @@ type Run struct {
 	Pub      Peer
 	Subs     []Sub
 	Timeout  time.Duration // default 60 s
+	// Sealed, when set, runs the ring in sealed mode (runtime/ABI.md §14):
+	// the publisher serves it on the Unix socket at this path and every
+	// subscriber dials it (--sealed).
+	Sealed string
 }
 
 // Result holds the summaries of a run, subscribers in the order given.
@@ -132,6 +136,9 @@ func Execute(r Run) (*Result, error) {
 		if s.Latency {
 			args = append(args, "--latency")
 		}
+		if r.Sealed != "" {
+			args = append(args, "--sealed", r.Sealed)
+		}
 		pr, err := start(ctx, s.Peer, fmt.Sprintf("%s sub %d", s.Peer.Lang, i), args...)
 		if err != nil {
 			cancel()
@@ -142,9 +149,13 @@ func Execute(r Run) (*Result, error) {
 		}
 		subs = append(subs, pr)
 	}
-	pub, err := start(ctx, r.Pub, r.Pub.Lang+" pub", "pub", "--ring", r.Ring, "--count", fmt.Sprint(r.Count),
+	pubArgs := []string{"pub", "--ring", r.Ring, "--count", fmt.Sprint(r.Count),
 		"--policy", r.Policy, "--capacity", fmt.Sprint(r.Capacity), "--wait-subscribers", fmt.Sprint(len(r.Subs)),
-		"--timeout-s", secs)
+		"--timeout-s", secs}
+	if r.Sealed != "" {
+		pubArgs = append(pubArgs, "--sealed", r.Sealed)
+	}
+	pub, err := start(ctx, r.Pub, r.Pub.Lang+" pub", pubArgs...)
 	if err != nil {
 		cancel()
 		for _, p := range subs {
@@ -216,6 +227,14 @@ func Flags(fs *flag.FlagSet) func() (goPeer, cppPeer, pyPeer Peer) {
 		return Peer{Lang: "go", Argv: []string{*g}}, Peer{Lang: "cpp", Argv: []string{*c}},
 			Peer{Lang: "python", Argv: strings.Fields(*p)}
 	}
+}
+
+// RustFlag registers --rust, the Rust peer's path as `make peers` builds it
+// (cargo's release output), on fs; the returned function gives the peer
+// once fs is parsed.
+func RustFlag(fs *flag.FlagSet) func() Peer {
+	r := fs.String("rust", "build/cargo/release/rustpeer", "Rust peer binary")
+	return func() Peer { return Peer{Lang: "rust", Argv: []string{*r}} }
 }
 
 // Rate formats a rate in messages per second for a summary table.

@@ -30,5 +30,8 @@ fn main() {
         .arg(&schema)
         .status()
         .expect("run tachyon-gen (set TACHYON_GEN, or have Go installed)");
-    assert!(status.success(), "tachyon-gen generate --rust-out failed: {status}");
+    assert!(
+        status.success(),
+        "tachyon-gen generate --rust-out failed: {status}"
+    );
 }

@@ -20,7 +20,8 @@ mod message_tsch {
 
 use message_tsch::Message;
 
-const USAGE: &str = "usage: rustpeer pub|sub --ring NAME [flags] | rustpeer echo --ping NAME --pong NAME [flags] \
+const USAGE: &str =
+    "usage: rustpeer pub|sub --ring NAME [flags] | rustpeer echo --ping NAME --pong NAME [flags] \
 | rustpeer ping --ping NAME --pong NAME --count N [flags] (see examples/pipeline/PEERS.md)";
 
 /// A failed run: a usage error (exit 2) or a ring error (exit 1).
@@ -58,7 +59,11 @@ struct Args {
 fn parse(argv: &[String]) -> Result<Args, Fail> {
     let role = match argv.first().map(String::as_str) {
         Some(r @ ("pub" | "sub" | "echo" | "ping")) => r.to_owned(),
-        _ => return Err(Fail::Usage("first argument must be pub, sub, echo or ping".into())),
+        _ => {
+            return Err(Fail::Usage(
+                "first argument must be pub, sub, echo or ping".into(),
+            ))
+        }
     };
     let mut a = Args {
         role,
@@ -199,19 +204,21 @@ fn rate(n: u64, secs: f64) -> f64 {
     }
 }
 
+/// A sealed ring's server thread and its socket path.
+type Served = Option<(thread::JoinHandle<()>, String)>;
+
 /// Creates the publisher: a named ring, or a sealed one served on a Unix
 /// socket at `sock` by a thread that stops when the publisher closes.
-fn create(
-    a: &Args,
-    name: &str,
-    opts: Options,
-) -> Result<(Publisher<Message>, Option<(thread::JoinHandle<()>, String)>), Fail> {
+fn create(a: &Args, name: &str, opts: Options) -> Result<(Publisher<Message>, Served), Fail> {
     let Some(sock) = &a.sealed else {
         return Ok((Publisher::create(name, opts)?, None));
     };
     let publisher = Publisher::<Message>::create_sealed(name, opts)?;
-    let listener = UnixListener::bind(sock).map_err(|e| Fail::Run(format!("listen on {sock}: {e}")))?;
-    let server = publisher.sealed_server().expect("a sealed publisher has a server");
+    let listener =
+        UnixListener::bind(sock).map_err(|e| Fail::Run(format!("listen on {sock}: {e}")))?;
+    let server = publisher
+        .sealed_server()
+        .expect("a sealed publisher has a server");
     let serving = thread::spawn(move || {
         if let Err(e) = server.serve(&listener) {
             eprintln!("rustpeer: serve: {e}");
@@ -420,7 +427,12 @@ fn rtt_options() -> Options {
 
 fn echo(a: &Args) -> Result<String, Fail> {
     let mut out = Publisher::<Message>::create(&a.pong, rtt_options())?;
-    let mut input = attach(&a.ping, None, &SubscribeOptions::default(), Instant::now() + a.timeout)?;
+    let mut input = attach(
+        &a.ping,
+        None,
+        &SubscribeOptions::default(),
+        Instant::now() + a.timeout,
+    )?;
     pin(a.pin);
     let start = Instant::now();
     let mut echoed = 0u64;
@@ -447,7 +459,12 @@ fn ping(a: &Args) -> Result<String, Fail> {
         return Err(Fail::Usage("ping needs --count N > 0".into()));
     }
     let mut out = Publisher::<Message>::create(&a.ping, rtt_options())?;
-    let mut input = attach(&a.pong, None, &SubscribeOptions::default(), Instant::now() + a.timeout)?;
+    let mut input = attach(
+        &a.pong,
+        None,
+        &SubscribeOptions::default(),
+        Instant::now() + a.timeout,
+    )?;
     out.wait_subscribers(1, a.timeout)?;
     pin(a.pin);
     let total = a.warmup + a.count;
