@@ -15,8 +15,8 @@ GEN     := build/gen
 CARGO   ?= cargo
 RUSTPEER := build/cargo/release/rustpeer
 
-.PHONY: all demo test test-go test-python test-cpp test-rust lint fmt golden bench bench-quick \
-        bench-python bench-go bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench \
+.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust lint fmt golden bench bench-quick \
+        bench-python bench-go bench-geometry bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench \
         rust-deps $(RUSTPEER)
 
 all: tachyon-gen
@@ -81,9 +81,20 @@ test: lint test-go test-python test-rust
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
 # (examples/pipeline/peers) needs the venv.
-test-go: venv rust-deps
+test-go: venv test-arm64 rust-deps
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
+
+# The Go ring's arm64 build (its store barrier is assembly) runs the
+# protocol tests under qemu's user-mode emulation. qemu does not model
+# arm64's weak ordering, so this proves the code runs, not the barrier: the
+# argument for that is in runtime/ABI.md §8.1.
+ARM64_TESTS := TestGoldenABI|TestRace|TestWakeAtTheBrink|TestTornReadDropOldest|TestParkedWakeups|TestHeapStreams|TestLossyMaxLag
+test-arm64:
+	@command -v qemu-aarch64 >/dev/null || { echo "qemu-aarch64 not found: apt-get install qemu-user (.ci/run installs it)"; exit 1; }
+	@mkdir -p build
+	GOARCH=arm64 $(GO) test -c -o build/ring-arm64.test ./runtime/ring
+	cd runtime/ring && qemu-aarch64 ../../build/ring-arm64.test -test.short -test.count=1 -test.run '$(ARM64_TESTS)'
 
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
@@ -105,6 +116,7 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	GOARCH=arm64 $(GO) vet ./runtime/ring
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -136,6 +148,11 @@ build/bench/%: runtime/cpp/bench/%.c runtime/cpp/bench/floor.h
 # Go micro-benchmarks (codec, compiler, ring) with the testing package.
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem ./schema ./gen/... ./examples/... ./runtime/ring
+
+# ABI v2's slot layouts and fences, message size by message size
+# (docs/DECISIONS.md, "Benchmarks"): round trips and streams, Go <-> Go.
+bench-geometry:
+	$(GO) test -run '^$$' -bench Geometry -benchtime 200000x -count 3 ./runtime/ring
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py

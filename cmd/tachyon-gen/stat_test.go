@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -120,4 +121,32 @@ func TestStatReapAndList(t *testing.T) {
 	assert.Contains(t, stderr, "not found")
 	_, err = ring.Inspect(live)
 	assert.NoError(t, err, "the live ring is untouched")
+}
+
+// TestStatSpecialFiles: `stat` (and `--reap`) refuse a FIFO or a socket
+// squatting on a ring's name at once, naming what is there, instead of
+// blocking in open(2) (issue 14, finding 2).
+func TestStatSpecialFiles(t *testing.T) {
+	name := fmt.Sprintf("tachyon-test-fifo-%d", os.Getpid())
+	path := filepath.Join(ring.ShmDir, name)
+	require.NoError(t, syscall.Mkfifo(path, 0o600))
+	t.Cleanup(func() { _ = os.Remove(path) })
+	for _, args := range [][]string{{"stat", name}, {"stat", "--reap", name}} {
+		done := make(chan struct{})
+		var code int
+		var stderr string
+		go func() {
+			defer close(done)
+			code, _, stderr = cli(t, args...)
+		}()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatalf("tachyon-gen %v hangs on a FIFO", args)
+		}
+		assert.Equal(t, exitError, code, "%v", args)
+		assert.Contains(t, stderr, "a FIFO (named pipe)", "%v", args)
+	}
+	_, err := os.Lstat(path)
+	assert.NoError(t, err, "the FIFO is not removed")
 }

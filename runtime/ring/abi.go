@@ -105,7 +105,8 @@ const (
 // Registry line (0x180-0x1FF): written only while holding flock(LOCK_EX) on
 // the segment.
 const (
-	offRegEpoch = 0x180 // u64: incremented on every table change
+	offRegEpoch  = 0x180 // u64: incremented on every table change
+	offTableHigh = 0x188 // u32: 1 + the highest entry index ever registered (monotonic)
 )
 
 // Subscriber entry fields, relative to the entry.

@@ -56,7 +56,12 @@ type consumer struct {
 	mask     uint64
 	capacity uint64
 	window   uint64 // a lag beyond this is skipped and counted as dropped
-	spin     int
+	// protected: an unlimited subscriber of a block or drop_newest ring,
+	// whose slots the producer overwrites only after evicting it, so a
+	// batch needs one eviction check instead of a stamp check per slot
+	// (ABI.md §8.5 step 4).
+	protected bool
+	spin      int
 	// asym: the ring uses asymmetric fences. strong: this subscriber could
 	// not register for membarrier (ABI.md §8.6): its head stores fence, and
 	// it sleeps briefly until the producer has switched to strong fences.
@@ -152,6 +157,7 @@ func register(s *shm, o registerOpts) (*consumer, error) {
 	if o.maxLag > 0 {
 		c.window = o.maxLag
 	}
+	c.protected = o.maxLag == 0 && s.hdr.policy != DropOldest
 	if !raceEnabled {
 		// Under the race detector the watch loads would race with the
 		// producer's plain message writes (by design: their values are
@@ -241,6 +247,11 @@ func (c *consumer) enroll(o registerOpts, resume bool) error {
 	flags := uint32(0)
 	if c.asym && c.strong {
 		flags = entFlagStrong
+	}
+	// The table's high water mark covers this entry before it can park:
+	// the producer looks at sleeper flags below it only.
+	if highP := s.u32(offTableHigh); atomic.LoadUint32(highP) <= uint32(c.idx) {
+		atomic.StoreUint32(highP, uint32(c.idx)+1)
 	}
 	atomic.StoreUint64(c.headP, provisional)
 	atomic.StoreUint64(c.receivedP, 0)
@@ -525,10 +536,12 @@ func (c *consumer) borrowBatch(maxN uint64) (unsafe.Pointer, uint64, error) {
 		c.tail = t
 	}
 	n := min(c.tail-c.head, maxN, c.capacity-(c.head&c.mask))
-	for k := uint64(1); k < n; k++ {
-		if atomic.LoadUint64(c.stamp(c.head+k)) != 2*(c.head+k)+2 {
-			n = k
-			break
+	if !c.protected {
+		for k := uint64(1); k < n; k++ {
+			if atomic.LoadUint64(c.stamp(c.head+k)) != 2*(c.head+k)+2 {
+				n = k
+				break
+			}
 		}
 	}
 	c.nb = n
@@ -546,11 +559,17 @@ func (c *consumer) release() error {
 	}
 	loadFence()
 	intact := true
-	for k := uint64(0); k < n; k++ {
-		// Seqlock read-end for each borrowed slot.
-		if atomic.LoadUint64(c.stamp(c.head+k)) != 2*(c.head+k)+2 {
-			intact = false
-			break
+	if c.protected {
+		// The producer stores our eviction before it overwrites a slot we
+		// hold back: if we read an overwritten byte, this load sees it.
+		intact = !c.isEvicted()
+	} else {
+		for k := uint64(0); k < n; k++ {
+			// Seqlock read-end for each borrowed slot.
+			if atomic.LoadUint64(c.stamp(c.head+k)) != 2*(c.head+k)+2 {
+				intact = false
+				break
+			}
 		}
 	}
 	c.nb = 0

@@ -382,5 +382,8 @@ func runChild(role string) int {
 	if code, ok := runBenchChild(role); ok {
 		return code
 	}
+	if code, ok := runGeoChild(role); ok {
+		return code
+	}
 	return fail(fmt.Errorf("unknown role"))
 }

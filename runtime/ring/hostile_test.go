@@ -259,3 +259,19 @@ func TestTruncatedUnderReader(t *testing.T) {
 		break
 	}
 }
+
+// TestRemoveWorldWritableDeadRing: a dead ring whose mode someone widened
+// to world-writable is still removed (its publisher is dead; keeping the
+// name would leave it squatted), while attach refuses it as insecure.
+func TestRemoveWorldWritableDeadRing(t *testing.T) {
+	name := ringName(t)
+	pub := startChild(t, "owner", map[string]string{"RING": name})
+	pub.expect(t, "ready")
+	pub.kill(t)
+	require.NoError(t, os.Chmod(shmPath(name), 0o666))
+	_, err := Attach[Tick](name, SubscribeOptions{})
+	require.ErrorIs(t, err, ErrInsecure)
+	require.NoError(t, Remove(name))
+	_, err = os.Lstat(shmPath(name))
+	assert.True(t, os.IsNotExist(err))
+}

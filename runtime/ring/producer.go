@@ -53,6 +53,7 @@ type producer struct {
 	scanEpochP *uint64
 	fencesP    *uint32
 	epochP     *uint64
+	highP      *uint32
 	sleepers   unsafe.Pointer // [maxSubs]uint32
 	slots      unsafe.Pointer
 
@@ -74,13 +75,13 @@ type producer struct {
 	strong bool
 	fence  uint32 // private word for fullFence
 
-	cursor    uint64 // next index to write
-	published uint64 // last tail stored
+	cursor    uint64  // next index to write
+	published uint64  // last tail stored
+	slot      *uint64 // the claimed slot's stamp
 	claimed   bool
 	limit     uint64 // cursor may advance below limit without a table scan
 	epoch     uint64 // registry epoch seen at the last scan
 	dropped   uint64
-	commits   uint64
 	closed    bool
 
 	// Diagnostics, read by tests.
@@ -103,6 +104,7 @@ func newProducer(s *shm, timeout time.Duration, spin int) *producer {
 		scanEpochP: s.u64(offProdScanEpoch),
 		fencesP:    s.u32(offProdFences),
 		epochP:     s.u64(offRegEpoch),
+		highP:      s.u32(offTableHigh),
 		sleepers:   unsafe.Add(s.base, g.sleepersOf),
 		slots:      unsafe.Add(s.base, g.slotsOff),
 		slotSize:   g.slotSize,
@@ -132,49 +134,78 @@ func (p *producer) msg(idx uint64) unsafe.Pointer {
 	return unsafe.Add(p.slots, (idx&p.mask)*p.slotSize+p.msgOff)
 }
 
-// claim reserves the next slot and returns its message bytes.
+// claim reserves the next slot and returns its message bytes. The fast
+// path is small enough to inline into the caller's loop; limit is 0 once
+// closed, so every exceptional case takes claimSlow.
 func (p *producer) claim() (unsafe.Pointer, error) {
+	w := p.cursor
+	if w >= p.limit || p.claimed {
+		return p.claimSlow(w)
+	}
+	return p.open(w), nil
+}
+
+// open stores slot w's odd stamp — seqlock open, "index w being written",
+// ordered before the message bytes written after it (a plain MOV on
+// x86-64, STLR + DMB ISHST on arm64); it pairs with the subscriber's stamp
+// re-check after its copy — and returns the slot's message bytes.
+func (p *producer) open(w uint64) unsafe.Pointer {
+	slot := p.stamp(w)
+	storeOpenStamp(slot, 2*w+1)
+	p.slot = slot
+	p.claimed = true
+	return unsafe.Add(unsafe.Pointer(slot), p.msgOff)
+}
+
+func (p *producer) claimSlow(w uint64) (unsafe.Pointer, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
-	w := p.cursor
 	if p.claimed {
-		return p.msg(w), nil
+		return unsafe.Add(unsafe.Pointer(p.slot), p.msgOff), nil
 	}
 	if w >= p.limit {
 		if err := p.makeRoom(w); err != nil {
 			return nil, err
 		}
 	}
-	// Seqlock open: stamp = 2w+1 ("index w being written"), ordered before
-	// the message bytes written after it (a plain MOV on x86-64, STLR + DMB
-	// ISHST on arm64); pairs with the subscriber's stamp re-check after its
-	// copy.
-	storeOpenStamp(p.stamp(w), 2*w+1)
-	p.claimed = true
-	return p.msg(w), nil
+	return p.open(w), nil
 }
 
 // commit seals the claimed slot and publishes the tail if the batch is full
-// or a subscriber sleeps.
+// or a subscriber sleeps. The fast path — a held-back message on an
+// asymmetric ring whose only registered subscriber is awake — inlines.
 func (p *producer) commit() error {
 	if !p.claimed {
-		return fmt.Errorf("commit %q: %w: no claimed slot", p.s.name, ErrClaimed)
+		return p.errNoClaim()
 	}
-	w := p.cursor
-	// Seqlock close: stamp = 2w+2 ("index w committed"), a release store
-	// after the message bytes; pairs with the subscriber's first stamp load.
-	storeRelease(p.stamp(w), 2*w+2)
-	p.cursor = w + 1
+	// Seqlock close: stamp = 2w+2 ("index w committed") for w = cursor, a
+	// release store after the message bytes; pairs with the subscriber's
+	// first stamp load.
+	w := p.cursor + 1
+	storeRelease(p.slot, 2*w)
+	p.cursor = w
 	p.claimed = false
-	if p.cursor-p.published >= p.batch {
+	if w-p.published >= p.batch || p.strong || w&0xffff == 0 ||
+		atomic.LoadUint32(p.highP) > 1 || atomic.LoadUint32((*uint32)(p.sleepers)) != 0 {
+		p.afterCommit(w)
+	}
+	return nil
+}
+
+func (p *producer) errNoClaim() error {
+	return fmt.Errorf("commit %q: %w: no claimed slot", p.s.name, ErrClaimed)
+}
+
+// afterCommit is the rest of commit: publish a full batch; otherwise, for a
+// held-back message, handshake H1 with a parking subscriber, which stores
+// its sleeper flag and then looks at this stamp: on a strong ring the stamp
+// store needs a full fence before the flag loads; on an asymmetric one the
+// subscriber's membarrier provides it.
+func (p *producer) afterCommit(w uint64) {
+	if w-p.published >= p.batch {
 		p.publish()
 	} else {
-		// Held back (batching). Handshake H1 with a parking subscriber,
-		// which stores its sleeper flag and then looks at this stamp: on a
-		// strong ring the stamp store needs a full fence before the flag
-		// loads; on an asymmetric one the subscriber's membarrier provides
-		// it.
 		if p.strong {
 			fullFence(&p.fence)
 		}
@@ -182,11 +213,9 @@ func (p *producer) commit() error {
 			p.publish()
 		}
 	}
-	p.commits++
-	if p.commits&0xffff == 0 {
+	if w&0xffff == 0 {
 		atomic.StoreUint64(p.heartbeat, monoNow()) // informational; no ordering needed
 	}
-	return nil
 }
 
 // publish stores the tail, wakes sleepers and notices registry changes.
@@ -218,16 +247,23 @@ func (p *producer) publish() {
 	}
 }
 
-// anySleeper loads every subscriber's sleeper flag (the load side of
-// handshake H1).
+// anySleeper loads the sleeper flags (the load side of handshake H1) of
+// every entry that was ever registered: those below the registry's high
+// water mark (a subscriber stores it before it registers, so before it can
+// park: ABI.md §5.3). Untrusted, so bounded by the table size.
 func (p *producer) anySleeper() bool {
-	for i := 0; i < p.nsubs; i++ {
+	n := min(int(atomic.LoadUint32(p.highP)), p.nsubs)
+	for i := 0; i < n; i++ {
 		if atomic.LoadUint32((*uint32)(unsafe.Add(p.sleepers, 4*i))) != 0 {
 			return true
 		}
 	}
 	return false
 }
+
+// tableHigh is how many table entries were ever registered (the scans'
+// bound).
+func (p *producer) tableHigh() int { return min(int(atomic.LoadUint32(p.highP)), p.nsubs) }
 
 // wakeSubscribers advances the notify eventcount (after every store a
 // sleeper may be waiting for) and wakes every subscriber parked on it. The
@@ -272,7 +308,7 @@ func (p *producer) scan(w uint64) (blocker int, head uint64) {
 	p.epoch = epoch
 	blocker = -1
 	minHead := uint64(0)
-	for i := 0; i < p.nsubs; i++ {
+	for i, n := 0, p.tableHigh(); i < n; i++ {
 		e := p.s.entryOff(i)
 		// State, generation, eviction word, then max_lag and head:
 		// acquire loads pairing with the registrant's stores (head and
@@ -426,6 +462,7 @@ func (p *producer) close() {
 	atomic.StoreUint32(p.state, prodClosed)
 	p.wakeSubscribers()
 	p.closed = true
+	p.limit = 0 // every claim takes the slow path, which reports ErrClosed
 }
 
 // activeSubscribers counts the entries that registered completely and are
@@ -434,7 +471,7 @@ func (p *producer) close() {
 func (p *producer) activeSubscribers() int {
 	p.scan(p.cursor)
 	n := 0
-	for i := 0; i < p.nsubs; i++ {
+	for i, high := 0, p.tableHigh(); i < high; i++ {
 		e := p.s.entryOff(i)
 		if atomic.LoadUint32(p.s.u32(e+entState)) != entActive {
 			continue

@@ -317,3 +317,26 @@ func TestMembarrierLessSubscriber(t *testing.T) {
 	require.NoError(t, <-done)
 	assert.Zero(t, sub.c.lostWakeups, "lost wake-ups")
 }
+
+// TestProtectedBatchEvicted: an unlimited subscriber of a Block ring skips
+// the per-slot stamp checks of its batches (ABI.md §8.5 step 4); if it was
+// evicted while it held a batch, the producer may have overwritten it, and
+// Release must say so from the eviction word alone.
+func TestProtectedBatchEvicted(t *testing.T) {
+	pub, r, err := newHeapRing[Tick]("protected", Options{Capacity: 8, LivenessTimeout: 50 * time.Millisecond, Timeout: 5 * time.Second})
+	require.NoError(t, err)
+	defer pub.Close()
+	sub, err := r.attach(SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	require.True(t, sub.c.protected)
+	publishNext(t, pub, 8)
+	b, err := sub.BorrowBatch(context.Background(), 8)
+	require.NoError(t, err)
+	require.Equal(t, 8, b.Len())
+	publishNext(t, pub, 8) // waits out the liveness timeout, evicts, overwrites the batch
+	assert.Equal(t, uint64(1), pub.p.evictions)
+	require.ErrorIs(t, sub.Release(), ErrOverwritten)
+	assert.Equal(t, uint64(8), sub.Dropped())
+	assert.Zero(t, sub.Received())
+}

@@ -522,9 +522,17 @@ func (b Batch[T]) Len() int { return b.n }
 // At returns the i-th message of the batch in place.
 func (b Batch[T]) At(i int) *T {
 	if uint(i) >= uint(b.n) {
-		panic(fmt.Sprintf("ring: batch index %d out of range [0, %d)", i, b.n))
+		batchIndexPanic(i, b.n)
 	}
 	return (*T)(unsafe.Add(b.base, uintptr(i)*b.stride))
+}
+
+// batchIndexPanic is At's out-of-range panic, out of line so that At
+// inlines into the caller's loop.
+//
+//go:noinline
+func batchIndexPanic(i, n int) {
+	panic(fmt.Sprintf("ring: batch index %d out of range [0, %d)", i, n))
 }
 
 // BorrowBatch waits for at least one message and borrows up to max

@@ -205,27 +205,6 @@ func TestRustRingRefusedByAnotherType(t *testing.T) {
 	assert.Contains(t, err.Error(), fmt.Sprintf("%#x", market.TapeFingerprint), "the subscriber's value")
 }
 
-// TestSealedInterop: the sealed mode (runtime/ABI.md §14) between the peers
-// that serve and dial it, every publisher × subscriber pair: the memfd
-// crosses the socket, its seals are checked, every message arrives.
-func TestSealedInterop(t *testing.T) {
-	s := peerPrograms(t)
-	for _, pub := range []peers.Peer{s.Go, s.Rust} {
-		for _, sub := range []peers.Peer{s.Go, s.Rust} {
-			t.Run(pub.Lang+"_to_"+sub.Lang, func(t *testing.T) {
-				run := peers.Run{Ring: ringName(t, "sealed-"+pub.Lang+"-"+sub.Lang), Count: 200_000, Pub: pub,
-					Subs: []peers.Sub{{Peer: sub}}, Sealed: filepath.Join(t.TempDir(), "ring.sock"), Timeout: 60 * time.Second}
-				res, err := peers.Execute(run)
-				require.NoError(t, err)
-				require.NoError(t, res.Check(run))
-				assert.Equal(t, run.Count, res.Subs[0].Received)
-				_, err = os.Stat("/dev/shm/" + run.Ring)
-				assert.True(t, os.IsNotExist(err), "a sealed ring leaves nothing in /dev/shm")
-			})
-		}
-	}
-}
-
 // TestPublisherKilledMidClaim: a Go publisher SIGKILLed holding a claimed,
 // half-written slot. Every subscriber — Go, C++, Python and Rust — drains what was
 // committed and then reports "publisher dead" instead of waiting for the
@@ -361,4 +340,49 @@ func TestPublisherKilled(t *testing.T) {
 		}
 	}
 	require.NoError(t, ring.Remove(name))
+}
+
+// TestSealedMatrix runs the sealed mode (ABI.md §14) between the peers that
+// implement it: the publisher serves a sealed memfd ring on a Unix socket,
+// the subscriber dials it, checks its seals and registers; nothing appears
+// in /dev/shm.
+func TestSealedMatrix(t *testing.T) {
+	s := peerPrograms(t)
+	all := []peers.Peer{s.Go, s.Rust}
+	for _, pub := range all {
+		for _, sub := range all {
+			t.Run(pub.Lang+"_to_"+sub.Lang, func(t *testing.T) {
+				const count = int64(200_000)
+				run := peers.Run{Ring: ringName(t, "sealed-"+pub.Lang+"-"+sub.Lang), Count: count, Pub: pub,
+					Subs: []peers.Sub{{Peer: sub}}, Timeout: 60 * time.Second,
+					Sealed: filepath.Join(t.TempDir(), "ring.sock")}
+				res, err := peers.Execute(run)
+				require.NoError(t, err)
+				require.NoError(t, res.Check(run))
+				assert.Equal(t, count, res.Subs[0].Received)
+				_, err = os.Stat("/dev/shm/" + run.Ring)
+				assert.True(t, os.IsNotExist(err), "a sealed ring leaves nothing in /dev/shm")
+			})
+		}
+	}
+}
+
+// TestShortStreamBigRing: a stream far shorter than the ring, to a
+// subscriber that registers late: the publisher waits until it is
+// registered, so it gets seq 0 first (ABI.md §8.4, "Registered"; v1 could
+// start it past the end).
+func TestShortStreamBigRing(t *testing.T) {
+	s := peerPrograms(t)
+	for i := range 6 {
+		pub := []peers.Peer{s.Go, s.Rust}[i%2]
+		run := peers.Run{Ring: ringName(t, fmt.Sprint("short-", i)), Count: 100, Capacity: 65536, Pub: pub,
+			Subs: []peers.Sub{{Peer: s.Go}, {Peer: s.Rust}}, Timeout: 30 * time.Second}
+		res, err := peers.Execute(run)
+		require.NoError(t, err)
+		require.NoError(t, res.Check(run))
+		for _, s := range res.Subs {
+			require.Equal(t, int64(0), s.First)
+			require.Equal(t, int64(100), s.Received)
+		}
+	}
 }

@@ -61,9 +61,9 @@ type Run struct {
 	Pub      Peer
 	Subs     []Sub
 	Timeout  time.Duration // default 60 s
-	// Sealed, when set, runs the ring in sealed mode (runtime/ABI.md §14):
-	// the publisher serves it on the Unix socket at this path and every
-	// subscriber dials it (--sealed).
+	// Sealed runs the ring in the sealed mode (PEERS.md --sealed): the
+	// publisher serves it on a Unix socket at this path, the subscribers
+	// dial it.
 	Sealed string
 }
 
