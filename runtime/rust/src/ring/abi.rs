@@ -80,6 +80,9 @@ pub(crate) const PROD_LOCK_LEN: u64 = LINE_SIZE;
 
 // Registry line (0x180-0x1FF).
 pub(crate) const OFF_REG_EPOCH: usize = 0x180;
+/// u32: one more than the highest entry index ever registered (monotonic);
+/// the producer looks at entries and sleeper flags below it only.
+pub(crate) const OFF_TABLE_HIGH: usize = 0x188;
 
 // Subscriber entry fields, relative to the entry.
 pub(crate) const ENT_HEAD: usize = 0x00;

@@ -182,7 +182,6 @@ pub(crate) struct Producer {
     limit: u64,
     epoch: u64,
     dropped: u64,
-    commits: u64,
     closed: bool,
 
     /// Diagnostics for tests: futex sleeps that timed out, evictions.
@@ -222,7 +221,6 @@ impl Producer {
             },
             epoch: 0,
             dropped: 0,
-            commits: 0,
             closed: false,
             watchdog_fires: 0,
             evictions: 0,
@@ -294,6 +292,26 @@ impl Producer {
         self.stamp(w).store(2 * w + 2, Ordering::Release);
         self.cursor = w + 1;
         self.claimed = false;
+        // Fast path: a held-back message on an asymmetric ring whose only
+        // entry ever registered is awake. The two loads are H1's: table_high
+        // first, then the one sleeper flag below it (a compiler barrier keeps
+        // them after the stamp store; the subscriber's membarrier orders the
+        // CPU).
+        if self.cursor - self.published < self.batch && !self.strong && self.cursor & 0xffff != 0 {
+            wait::light_fence();
+            if self.seg.u32(OFF_TABLE_HIGH).load(Ordering::SeqCst) <= 1
+                && self.seg.sleeper(0).load(Ordering::SeqCst) == 0
+            {
+                return Ok(());
+            }
+        }
+        self.after_commit();
+        Ok(())
+    }
+
+    /// The rest of commit: publish a full batch; for a held-back message,
+    /// handshake H1 with a parking subscriber.
+    fn after_commit(&mut self) {
         if self.cursor - self.published >= self.batch {
             self.publish();
         } else {
@@ -311,14 +329,12 @@ impl Producer {
                 self.publish();
             }
         }
-        self.commits += 1;
-        if self.commits & 0xffff == 0 {
+        if self.cursor & 0xffff == 0 {
             // Informational; no ordering needed.
             self.seg
                 .u64(OFF_PROD_HEARTBEAT)
                 .store(sys::mono_ns(), Ordering::Relaxed);
         }
-        Ok(())
     }
 
     /// Stores the tail, wakes sleepers and notices registry changes.
@@ -352,13 +368,21 @@ impl Producer {
         }
     }
 
-    /// Loads every sleeper flag: the load side of H1, pairing with the
-    /// subscriber's flag store (sequentially consistent, a plain MOV on
-    /// x86-64, so that a strong ring's fence before it is a Dekker pair in
-    /// the language's model too).
+    /// How many entries were ever registered: `table_high`, loaded first
+    /// (a registrant raises it before it stores `state = 1`, so before it can
+    /// park: ABI.md §5.3); untrusted, so bounded by the table size.
+    #[inline]
+    fn table_high(&self) -> usize {
+        (self.seg.u32(OFF_TABLE_HIGH).load(Ordering::SeqCst) as usize).min(self.nsubs)
+    }
+
+    /// Loads the sleeper flags below `table_high`: the load side of H1,
+    /// pairing with the subscriber's flag store (sequentially consistent, a
+    /// plain MOV on x86-64, so that a strong ring's fence before it is a
+    /// Dekker pair in the language's model too).
     #[inline]
     fn any_sleeper(&self) -> bool {
-        (0..self.nsubs).any(|i| self.seg.sleeper(i).load(Ordering::SeqCst) != 0)
+        (0..self.table_high()).any(|i| self.seg.sleeper(i).load(Ordering::SeqCst) != 0)
     }
 
     /// Advances the notify eventcount (after the change a sleeper waits
@@ -408,7 +432,7 @@ impl Producer {
         let mut blocker = None;
         let mut min_eff = 0u64;
         let mut head = 0u64;
-        for i in 0..self.nsubs {
+        for i in 0..self.table_high() {
             let e = self.seg.entry_off(i);
             // State, generation, eviction word, then max_lag and head:
             // acquire loads pairing with the registrant's release stores
@@ -586,7 +610,7 @@ impl Producer {
     pub fn active_subscribers(&mut self) -> usize {
         let w = self.cursor;
         self.scan(w);
-        (0..self.nsubs)
+        (0..self.table_high())
             .filter(|&i| {
                 let e = self.seg.entry_off(i);
                 self.seg.u32(e + ENT_STATE).load(Ordering::Acquire) == ENT_ACTIVE

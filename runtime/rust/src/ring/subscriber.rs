@@ -112,6 +112,11 @@ pub(crate) struct Consumer {
     capacity: u64,
     /// A lag beyond this is skipped and counted as dropped.
     window: u64,
+    /// An unlimited subscriber of a block or drop_newest ring: the producer
+    /// overwrites a slot it holds only after evicting it (and stores the
+    /// eviction word first), so a borrow is checked with one eviction load
+    /// instead of a stamp load per slot (ABI.md §8.5 step 4).
+    protected: bool,
     spin: u32,
     asym: bool,
     /// This subscriber fences its head stores (a strong ring, or it could
@@ -192,6 +197,7 @@ impl Consumer {
             mask: g.mask,
             capacity: g.capacity,
             window: if max_lag > 0 { max_lag } else { g.capacity },
+            protected: max_lag == 0 && seg.hdr.policy != Policy::DropOldest,
             spin: opts.spin,
             asym,
             strong: !asym || opts.strong_fences || !sys::membarrier_registered(),
@@ -267,6 +273,12 @@ impl Consumer {
         } else {
             0
         };
+        // The table's high-water mark covers this entry before it can park:
+        // the producer looks at entries and sleeper flags below it only.
+        let high = self.seg.u32(OFF_TABLE_HIGH);
+        if high.load(Ordering::Acquire) <= self.idx as u32 {
+            high.store(self.idx as u32 + 1, Ordering::SeqCst);
+        }
         // Release stores: the producer's acquire loads of state (below,
         // stored last) make them visible together.
         self.ent64(ENT_HEAD).store(provisional, Ordering::Release);
@@ -584,12 +596,16 @@ impl Consumer {
         let n = (self.tail - self.head)
             .min(max.max(1))
             .min(self.capacity - (self.head & self.mask));
-        let n = (1..n)
-            .find(|&k| {
-                let i = self.head + k;
-                self.stamp(i).load(Ordering::Acquire) != 2 * i + 2
-            })
-            .unwrap_or(n);
+        let n = if self.protected {
+            n // committed below the tail, and not reused before release
+        } else {
+            (1..n)
+                .find(|&k| {
+                    let i = self.head + k;
+                    self.stamp(i).load(Ordering::Acquire) != 2 * i + 2
+                })
+                .unwrap_or(n)
+        };
         self.nb = n;
         Ok((p, n))
     }
@@ -602,11 +618,19 @@ impl Consumer {
         if n == 0 {
             return Ok(());
         }
+        // Seqlock read-end, after the reads of the borrowed bytes (an
+        // acquire fence keeps them before the loads below).
         std::sync::atomic::fence(Ordering::Acquire);
-        let intact = (0..n).all(|k| {
-            let i = self.head + k;
-            self.stamp(i).load(Ordering::Acquire) == 2 * i + 2
-        });
+        let intact = if self.protected {
+            // The producer stores our eviction before it overwrites a slot
+            // we hold: if we read an overwritten byte, this load sees it.
+            !self.is_evicted()
+        } else {
+            (0..n).all(|k| {
+                let i = self.head + k;
+                self.stamp(i).load(Ordering::Acquire) == 2 * i + 2
+            })
+        };
         self.nb = 0;
         self.head += n;
         if intact {

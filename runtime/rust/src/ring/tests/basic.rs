@@ -534,3 +534,32 @@ fn parked_subscribers_are_woken_not_watchdogged() {
     let ((n, gaps), _fires, lost) = reader.join().unwrap();
     assert_eq!((n, gaps, lost), (200, 0, 0));
 }
+
+#[test]
+fn a_protected_subscriber_evicted_while_borrowing_sees_the_overwrite() {
+    // An unlimited reader of a Block ring checks one eviction word at
+    // release instead of every stamp: a producer that evicted it (and then
+    // overwrote the slots it held) must still be reported.
+    let name = Name::new("protected");
+    let o = Options {
+        liveness_timeout: Duration::from_millis(100),
+        ..opts(8, Policy::Block, 1)
+    };
+    let mut publisher = Publisher::<Tick>::create(&name, o).unwrap();
+    let mut sub = Subscriber::<Tick>::attach(&name, SubscribeOptions::default()).unwrap();
+    for seq in 0..8 {
+        publisher.publish(&Tick::of(seq)).unwrap();
+    }
+    let batch = sub.borrow_batch(8, SEC).unwrap();
+    assert_eq!(batch.len(), 8);
+    let writer = thread::spawn(move || {
+        for seq in 8..16 {
+            publisher.publish(&Tick::of(seq)).unwrap(); // evicts, then laps
+        }
+        publisher
+    });
+    let publisher = writer.join().unwrap();
+    assert!(matches!(batch.release(), Err(Error::Overwritten)));
+    assert_eq!((sub.received(), sub.dropped()), (0, 8));
+    drop(publisher);
+}
