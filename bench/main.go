@@ -63,6 +63,7 @@ var (
 	python   = flag.String("python", ".venv/bin/python", "Python of the venv")
 	pyGen    = flag.String("python-gen", "build/gen/python", "directory of the generated message_tsch.py")
 	cppPeer  = flag.String("cpppeer", "build/cpppeer", "C++ interop peer")
+	rustPeer = flag.String("rustpeer", "build/cargo/release/rustpeer", "Rust interop peer")
 )
 
 func main() {
@@ -180,6 +181,7 @@ func main() {
 		return fanout(r, gp, streamMsgs)
 	})
 	step("Go->C++ throughput", func() error { return peerThroughput(r, "go_cpp", gp, cp, streamMsgs) })
+	peerSteps(r, step, peers.Peer{Lang: "rust", Argv: []string{*rustPeer}}, cp, n, warm/10, streamMsgs)
 	step("C++->Go throughput", func() error { return peerThroughput(r, "cpp_go", cp, gp, streamMsgs) })
 	// The Python subscriber is pypeer's, draining NumPy batches and checking
 	// every seq and payload byte like the Go and C++ peers.
@@ -369,6 +371,11 @@ func checkTargets(r *results) []target {
 	ratio("Go->Python vs mp.Queue", "go_python_msgs_per_s >= 200 x mp_queue_msgs_per_s", "go_python_msgs_per_s", "mp_queue_msgs_per_s", 200, false)
 	ratio("NumPy decode vs struct loop", "numpy_decode_msgs_per_s >= 50 x struct_loop_decode_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", 50, false)
 	ratio("Go<->C++ RTT vs floor", "go_cpp_rtt_p50_ns <= 1.5 x floor_rtt_p50_ns", "go_cpp_rtt_p50_ns", "floor_rtt_p50_ns", 1.5, true)
+	// Issue 16: the Rust client within 5% of the C++ one's round trip and
+	// 90% of its stream, each against itself.
+	ratio("Rust RTT vs C++", "rust_rust_rtt_p50_ns <= 1.05 x cpp_cpp_rtt_p50_ns", "rust_rust_rtt_p50_ns", "cpp_cpp_rtt_p50_ns", 1.05, true)
+	ratio("Rust throughput vs C++", "rust_rust_msgs_per_s >= 0.9 x cpp_cpp_msgs_per_s", "rust_rust_msgs_per_s", "cpp_cpp_msgs_per_s", 0.9, false)
+	ratio("Rust RTT vs Go", "rust_rust_rtt_p50_ns <= 1.05 x go_go_rtt_p50_ns", "rust_rust_rtt_p50_ns", "go_go_rtt_p50_ns", 1.05, true)
 	if a, ok := get("go_allocs_per_msg"); ok {
 		ts = append(ts, target{"allocations", "go_allocs_per_msg == 0", a, a == 0})
 	}
@@ -384,7 +391,7 @@ func report(r *results) {
 	fmt.Fprintln(tw, "round trip (64 B)\tp50\tp90\tp99\tp99.9\tvs floor p50")
 	floor := r.Metrics["floor_rtt_p50_ns"].Value
 	rows := []struct{ key, label string }{{"floor", "floor: C cache-line ping-pong"},
-		{"protocol_floor", "protocol floor: ABI v1 slots in C"}, {"go_go_ring", "Tachyon Go<->Go"},
+		{"protocol_floor", "protocol floor: ABI v1 slots in C"}, {"go_go_ring", "Tachyon Go<->Go"}, {"rust_rust_ring", "Tachyon Rust<->Rust"}, {"cpp_cpp_ring", "Tachyon C++<->C++"},
 		{"go_cpp_ring", "Tachyon Go<->C++"}, {"go_python_ring", "Tachyon Go<->Python"}, {"go_go_parked", "Tachyon Go<->Go, echo parked"},
 		{"go_channel", "Go channel (in-process)"}, {"pipe", "pipe (Go)"}, {"uds", "Unix socket (Go)"}}
 	for _, row := range rows {
