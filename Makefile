@@ -15,7 +15,7 @@ GEN     := build/gen
 CARGO   ?= cargo
 RUSTPEER := build/cargo/release/rustpeer
 
-.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust lint fmt golden bench bench-quick \
+.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust miri tsan lint fmt golden bench bench-quick \
         bench-python bench-go bench-geometry bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench \
         rust-deps $(RUSTPEER)
 
@@ -111,6 +111,19 @@ test-rust: rust-deps tachyon-gen
 	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) test --offline --locked --workspace
 	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) clippy --offline --locked --workspace --all-targets -- -D warnings
 	$(CARGO) fmt --all --check
+
+# The Rust client's pure logic (ABI geometry, header validation and its
+# property tests, errors, generated-message helpers) under Miri, and its
+# threaded protocol tests under ThreadSanitizer. They need a nightly
+# toolchain with the miri and rust-src components; not part of make test.
+MIRI_TESTS := ring::abi:: ring::error:: ring::wait:: message::tests ring::tests::property::decode
+miri: rust-deps
+	$(CARGO) +nightly miri test --offline -p tachyon-ring --lib -- $(MIRI_TESTS)
+
+tsan: rust-deps
+	RUSTFLAGS=-Zsanitizer=thread $(CARGO) +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
+	  --target-dir build/cargo-tsan -p tachyon-ring --lib -- ring::tests::basic ring::tests::races \
+	  ring::tests::sealed ring::tests::hostile
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

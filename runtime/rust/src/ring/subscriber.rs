@@ -467,19 +467,25 @@ impl Consumer {
         Ok(n)
     }
 
-    /// Whether the slot of head holds its committed message, loading that
-    /// slot only: its stamp, then one word of every other line it spans, so
-    /// that the lines travel together when the producer writes them.
+    /// Whether the slot of head holds its committed message, looking at
+    /// that slot only: its stamp, and a prefetch of every other cache line
+    /// it spans, so that the lines travel together when the producer writes
+    /// them (ABI.md §8.5 step 1a, non-normative). A prefetch, not a load:
+    /// it reads nothing, so it cannot race with the producer's writes of
+    /// the message, which in one process would be a data race.
     #[inline]
     fn peek(&self) -> bool {
         let h = self.head;
         let ready = self.stamp(h).load(Ordering::Acquire) == 2 * h + 2;
-        let p = self.slot(h);
-        for &off in &self.watch[..self.n_watch] {
-            // SAFETY: off < slot_size and 8-aligned; a racy read whose value
-            // is not used (it only brings the line in).
-            let _ = unsafe { AtomicU64::from_ptr(p.add(off).cast_mut().cast()) }
-                .load(Ordering::Relaxed);
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = self.slot(h);
+            for &off in &self.watch[..self.n_watch] {
+                // SAFETY: a prefetch of an address inside the mapping (off <
+                // slot_size); it has no effect on memory.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(p.add(off).cast()) };
+            }
         }
         ready
     }
