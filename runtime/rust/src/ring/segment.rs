@@ -451,14 +451,14 @@ pub fn remove(name: &str) -> Result<()> {
         });
     }
     let st = sys::fstat(&fd).map_err(|e| Error::io(name, "fstat", e))?;
-    let mut magic = [0u8; 8];
-    let n = sys::retry(|| rustix::io::pread(&fd, &mut magic, 0)).unwrap_or(0);
-    let magic = u64::from_le_bytes(magic);
-    if n == 8 && magic == MAGIC {
+    let mut head = [0u8; HEADER_SIZE as usize];
+    let n = sys::retry(|| rustix::io::pread(&fd, &mut head, 0)).unwrap_or(0);
+    let magic = u64::from_le_bytes(head[..8].try_into().expect("8 bytes"));
+    if n >= 8 && magic == MAGIC {
         // A ring of any ABI version whose publisher is gone.
-    } else if magic == 0 {
-        // A creator that died before writing the header, or one still
-        // initialising: only the former is stale.
+    } else if head[..n].iter().all(|&b| b == 0) {
+        // An all-zero header (or an empty file): a creator that died before
+        // writing it, or one still initialising. Only the former is stale.
         let mtime =
             std::time::UNIX_EPOCH + Duration::new(st.st_mtime as u64, st.st_mtime_nsec as u32);
         let age = std::time::SystemTime::now()

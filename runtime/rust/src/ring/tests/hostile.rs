@@ -243,5 +243,14 @@ fn remove_refuses_live_rings_and_non_rings() {
     let other = Name::new("notaring");
     std::fs::write(other.path(), b"not a ring, just a file").unwrap();
     assert_eq!(remove(&other).unwrap_err().kind(), ErrorKind::Corrupt);
+    // A zero magic is not enough: the whole header must be zero.
+    let mut header = vec![0u8; 512];
+    header[100] = 1;
+    std::fs::write(other.path(), &header).unwrap();
+    assert_eq!(remove(&other).unwrap_err().kind(), ErrorKind::Corrupt);
+    // An all-zero header: a creator still initialising (too young to be
+    // stale) is left alone.
+    std::fs::write(other.path(), [0u8; 512]).unwrap();
+    assert_eq!(remove(&other).unwrap_err().kind(), ErrorKind::InUse);
     std::fs::remove_file(other.path()).unwrap();
 }
