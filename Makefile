@@ -1,7 +1,8 @@
 # Tachyon's front door. `make demo` runs the main job, `make test` every test.
-# A fresh clone needs only Go, Python 3, a C++ compiler and Rust (cargo): the
-# Python venv (.venv, from requirements-dev.txt) is created on first use, and
-# the Rust crates are fetched once (`make rust-deps`), then used offline.
+# A fresh clone needs Go, Python 3, a C++ compiler and Rust (cargo, rustfmt,
+# clippy): the Python venv (.venv, from requirements-dev.txt) is created on
+# first use, and the crates of the Cargo.lock files are fetched once (the
+# only step that needs crates.io); every cargo run after that is --offline.
 
 GO      ?= go
 PYTHON  ?= python3
@@ -14,10 +15,13 @@ CXX     ?= g++
 GEN     := build/gen
 CARGO   ?= cargo
 RUSTPEER := build/cargo/release/rustpeer
+# The Cargo.lock files whose crates the tests build against.
+CARGO_LOCKS := Cargo.lock gen/rust/testdata/oracle-deps/Cargo.lock
 
-.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust miri tsan lint fmt golden bench bench-quick \
-        bench-python bench-go bench-geometry bench-deps fuzz soak clean venv tachyon-gen peers generate bin/gopeer bin/bench \
-        rust-deps $(RUSTPEER)
+.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer miri tsan lint fmt golden bench bench-quick \
+        bench-python bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
+        tachyon-gen peers generate bin/gopeer bin/bench \
+        $(RUSTPEER)
 
 all: tachyon-gen
 
@@ -30,12 +34,27 @@ $(VENV)/.ready: requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## generate: every example in every language, into build/gen/{go,python,cpp}
+# The wheels tests/consumer's fresh venv installs offline (pip --find-links).
+WHEELS := build/wheels
+wheels: $(WHEELS)/.ready
+$(WHEELS)/.ready: tests/consumer/requirements.txt $(VENV)/.ready
+	$(VENV)/bin/pip download --quiet --disable-pip-version-check -d $(WHEELS) -r tests/consumer/requirements.txt
+	@touch $@
+
+# rust-deps: the crates of every Cargo.lock, into Cargo's cache (online, once).
+rust-deps: build/.cargo-fetched
+build/.cargo-fetched: $(CARGO_LOCKS)
+	@mkdir -p build
+	$(CARGO) fetch --locked --quiet
+	$(CARGO) fetch --locked --quiet --manifest-path gen/rust/testdata/oracle-deps/Cargo.toml
+	@touch $@
+
+## generate: every example in every language, into build/gen/{go,python,cpp,rust}
 generate: $(GEN)/.stamp
 $(GEN)/.stamp: examples/*.tsch $(shell find schema gen cmd -name '*.go' -not -name '*_test.go')
 	$(GO) build -o $(BIN) ./cmd/tachyon-gen
 	@rm -rf $(GEN) && mkdir -p $(GEN)
-	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp examples/*.tsch
+	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp --rust-out $(GEN)/rust examples/*.tsch
 	@touch $@
 
 ## peers: the Go, C++, Python and Rust interop peers (examples/pipeline/PEERS.md)
@@ -47,17 +66,9 @@ bin/gopeer:
 build/cpppeer: examples/pipeline/cpppeer.cpp runtime/cpp/include/tachyon/*.hpp $(GEN)/.stamp
 	$(CXX) -std=c++20 -O2 -Wall -Wextra -Wpedantic -Iruntime/cpp/include -I$(GEN)/cpp $< -o $@
 
-## rust-deps: fetch the locked crates of the Rust workspace (online, once);
-## every cargo command after it runs --offline.
-rust-deps: build/.rust-deps
-build/.rust-deps: Cargo.lock
-	@mkdir -p build
-	$(CARGO) fetch --locked
-	@touch $@
-
 # The Rust peer; its build script generates the message module with the
 # tachyon-gen built here. Cargo decides what is out of date.
-$(RUSTPEER): build/.rust-deps tachyon-gen
+$(RUSTPEER): build/.cargo-fetched tachyon-gen
 	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) build --offline --locked --release -p rustpeer
 
 # The Python ring client, installed editable into the venv.
@@ -80,8 +91,11 @@ test: lint test-go test-python test-rust
 # The race detector allocates and slows the ring ~10x, so the
 # zero-allocation proofs and the 10 M-message streams per policy run once
 # more without it (under -race the streams are 200 k). The interop matrix
-# (examples/pipeline/peers) needs the venv.
-test-go: venv test-arm64 rust-deps
+# (examples/pipeline/peers) needs the venv; the consumer projects
+# (tests/consumer) build offline from the module cache and the wheels;
+# gen/rust's tests build Rust crates with cargo --offline.
+test-go: venv wheels test-arm64 rust-deps
+	$(GO) mod download
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -run 'Alloc|Streams|TornRead' ./runtime/ring ./examples/market
 
@@ -99,18 +113,19 @@ test-arm64:
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
 
+# The Rust crates of the workspace (runtime/rust: the ring client's unit,
+# golden, race, hostile, sealed and property tests; the Rust peer):
+# formatted, clippy-clean, tested. The generated Rust is tested by `go test
+# ./gen/rust` (test-go).
+test-rust: rust-deps tachyon-gen
+	$(CARGO) fmt --all --check
+	TACHYON_GEN=$(CURDIR)/$(BIN) nice $(CARGO) clippy --offline --locked --workspace --all-targets -- -D warnings
+	TACHYON_GEN=$(CURDIR)/$(BIN) nice $(CARGO) test --offline --locked --workspace
+
 # The C++ checks (g++ and clang++, C++17 and C++20, the CMake consumer) run
 # inside `go test ./gen/cpp`; this target runs them alone.
 test-cpp:
 	$(GO) test -count=1 ./gen/cpp
-
-# The Rust workspace (runtime/rust, the Rust peer): unit, golden, race and
-# property tests, clippy with warnings as errors, rustfmt. Offline: the
-# crates come from rust-deps.
-test-rust: rust-deps tachyon-gen
-	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) test --offline --locked --workspace
-	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) clippy --offline --locked --workspace --all-targets -- -D warnings
-	$(CARGO) fmt --all --check
 
 # The Rust client's pure logic (ABI geometry, header validation and its
 # property tests, errors, generated-message helpers) under Miri, and its
@@ -125,6 +140,13 @@ tsan: rust-deps
 	  --target-dir build/cargo-tsan -p tachyon-ring --lib -- ring::tests::basic ring::tests::races \
 	  ring::tests::sealed ring::tests::hostile
 
+# The projects of users (Go module, fresh venv, CMake find_package and
+# FetchContent, the CI layout check), built outside the checkout; in
+# `make test` too.
+test-consumer: venv wheels
+	$(GO) mod download
+	$(GO) test -count=1 -v ./tests/consumer
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -133,6 +155,7 @@ lint:
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
+	$(CARGO) fmt --all
 	$(GO) run ./cmd/tachyon-gen fmt -w examples/*.tsch
 
 ## golden: rewrite every golden file from the current generators
@@ -150,6 +173,17 @@ bench-quick: bench-deps
 	bin/bench --quick --out build/bench-quick.json --svg build/bench-quick.svg
 
 bench-deps: peers build/bench/floor_pingpong build/bench/floor_spsc bin/bench
+
+## bench-peers: Tachyon beside Aeron, iceoryx2 and riyaneel's Tachyon, interleaved
+## rounds (minutes; builds the peers from crates.io and Maven Central, so it
+## needs the registries; writes bench-peers.json and bench-peers-*.svg/png;
+## PEERS_FLAGS="--rounds 7 --quiet-wait 3m", see bin/bench peers -h)
+PEERS_FLAGS ?=
+bench-peers: bench-deps bench-peers-deps
+	bin/bench peers $(PEERS_FLAGS)
+
+bench-peers-deps:
+	@bench/peers/build.sh
 
 bin/bench:
 	$(GO) build -o $@ ./bench

@@ -100,6 +100,43 @@ func TestSmoke(t *testing.T) {
 	assert.GreaterOrEqual(t, len(doc.Targets), 7, "every target is evaluated")
 	plot, err := os.ReadFile(svg)
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(string(plot), "<svg") || strings.HasPrefix(string(plot), "<?xml"), "an SVG plot")
+	require.NoError(t, imageError(svg, plot))
 	assert.Contains(t, string(out), "target")
+
+	// bench peers, the Tachyon side and the floors (the other systems need
+	// make bench-peers' registry builds): every round measures each of them.
+	peersOut := bin("peers.json")
+	cmd = exec.Command(bin("bench"), "peers", "--smoke", "--rounds", "2", "--only", "^(floor|protocol_floor|tachyon_)",
+		"--out", peersOut, "--plots", bin("peers"), "--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
+		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0])
+	cmd.Dir = top
+	out, err = cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	data, err = os.ReadFile(peersOut)
+	require.NoError(t, err)
+	var pd peersDoc
+	require.NoError(t, json.Unmarshal(data, &pd))
+	got := map[string]systemResult{}
+	for _, s := range pd.Systems {
+		got[s.Key] = s
+	}
+	for _, key := range []string{"floor", "protocol_floor", "tachyon_go_go", "tachyon_go_cpp", "tachyon_cpp_cpp"} {
+		s := got[key]
+		require.Len(t, s.Rounds, 2, key)
+		for _, r := range s.Rounds {
+			assert.Empty(t, r.Errors, key)
+		}
+		if assert.NotNil(t, s.Median, key) {
+			assert.Positive(t, s.Median.RTTP50, key)
+			if key != "protocol_floor" {
+				assert.Positive(t, s.Median.MsgsPerS, key)
+			}
+		}
+	}
+	assert.Equal(t, "the Rust ring client does not exist yet", got["tachyon_rust_rust"].Missing)
+	for _, f := range peerPlotFiles(bin("peers")) {
+		data, err := os.ReadFile(f)
+		require.NoError(t, err)
+		require.NoError(t, imageError(f, data))
+	}
 }

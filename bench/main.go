@@ -25,6 +25,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"gonum.org/v1/plot/vg"
+
 	"github.com/tachyon-io/tachyon/examples/pipeline/peers"
 )
 
@@ -69,6 +71,9 @@ var (
 func main() {
 	if len(os.Args) > 2 && os.Args[1] == "child" {
 		os.Exit(runChild(os.Args[2], os.Args[3:]))
+	}
+	if len(os.Args) > 1 && os.Args[1] == "peers" {
+		os.Exit(peersMain(os.Args[2:]))
 	}
 	flag.Parse()
 	r := &results{Machine: machine(), Metrics: map[string]Metric{}, Latency: map[string]Latency{}, Missing: map[string]string{}}
@@ -212,8 +217,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	if err := os.WriteFile(*svg, plot(r), 0o644); err != nil {
-		fmt.Fprintln(os.Stderr, "bench:", err)
+	p, err := latencyPlot(r)
+	if err == nil {
+		err = save(p, 8*vg.Inch, 5*vg.Inch, *svg)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: plot:", err)
 		os.Exit(1)
 	}
 	fmt.Printf("\nwrote %s and %s\n", *out, *svg)

@@ -70,22 +70,27 @@ func peerThroughput(r *results, key string, pub, sub peers.Peer, msgs int64) err
 		}
 	}
 	best, err := bestOf(func(i int) (float64, error) {
-		run := peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-%s%d", os.Getpid(), key, i), Count: msgs, Pub: pub,
-			Capacity: streamCapacity, Subs: []peers.Sub{{Peer: sub}}}
-		res, err := peers.Execute(run)
-		if err == nil {
-			err = res.Check(run)
-		}
-		if err != nil {
-			return 0, err
-		}
-		return res.Subs[0].MsgsPerS, nil
+		return streamRate(peers.Run{Ring: fmt.Sprintf("tachyon-bench-%d-%s%d", os.Getpid(), key, i), Count: msgs, Pub: pub,
+			Capacity: streamCapacity, Subs: []peers.Sub{{Peer: sub}}})
 	})
 	if err != nil {
 		return err
 	}
 	r.Metrics[key+"_msgs_per_s"] = Metric{best, "msgs/s", "best of 3"}
 	return nil
+}
+
+// streamRate runs one stream between peers, checks it (PEERS.md) and
+// returns its first subscriber's rate.
+func streamRate(run peers.Run) (float64, error) {
+	res, err := peers.Execute(run)
+	if err == nil {
+		err = res.Check(run)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return res.Subs[0].MsgsPerS, nil
 }
 
 // allocs counts heap allocations per message on the zero-copy paths.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -80,21 +81,37 @@ func ringPingPong(echo []string, tag string, n, warm int, gap time.Duration) (La
 	}
 	argv := append(append([]string{}, echo[1:]...), "echo", "--ping", ping, "--pong", pong, "--pin", "1", "--timeout-s", "20")
 	cmd := exec.Command(echo[0], argv...)
-	cmd.Stderr = os.Stderr
+	var stderr bytes.Buffer // read once the echo has exited
+	cmd.Stderr = io.MultiWriter(os.Stderr, &stderr)
 	if err := cmd.Start(); err != nil {
 		return Latency{}, err
 	}
 	// The echo runs until the ping publisher closes: close it before
 	// waiting for the echo (deferred calls run last-in, first-out).
+	var echoErr error
+	exited := make(chan struct{})
+	go func() { echoErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		_ = pub.Close()
-		_ = cmd.Wait()
+		<-exited
 	}()
+	// gone says why the echo has exited, if it has: no use waiting for it.
+	gone := func() error {
+		select {
+		case <-exited:
+			return fmt.Errorf("echo %s exited: %v: %s", echo[0], echoErr, lastLine(stderr.String()))
+		default:
+			return nil
+		}
+	}
 	var sub *ring.Subscriber[market.Message]
 	for deadline := time.Now().Add(20 * time.Second); ; {
 		sub, err = ring.Attach[market.Message](pong, ring.SubscribeOptions{})
 		if err == nil {
 			break
+		}
+		if e := gone(); e != nil {
+			return Latency{}, e
 		}
 		if time.Now().After(deadline) {
 			return Latency{}, err
@@ -106,6 +123,9 @@ func ringPingPong(echo []string, tag string, n, warm int, gap time.Duration) (La
 		st, err := ring.Inspect(ping)
 		if err == nil && len(st.Subscribers) > 0 && st.Subscribers[0].State == "active" {
 			break
+		}
+		if e := gone(); e != nil {
+			return Latency{}, e
 		}
 		if time.Now().After(deadline) {
 			return Latency{}, fmt.Errorf("echo peer never subscribed to %s", ping)

@@ -3,65 +3,93 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"math"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
 )
 
-// plot draws the round-trip percentiles of each transport on a log scale:
-// one polyline per transport over p50, p90, p99, p99.9.
-func plot(r *results) []byte {
+// percentiles are the round-trip quantiles every latency plot shows.
+var percentiles = []string{"p50", "p90", "p99", "p99.9"}
+
+// latencyPlot draws the round-trip percentiles of each transport of a
+// `make bench` run on a log scale: one line per transport over p50, p90,
+// p99 and p99.9.
+func latencyPlot(r *results) (*plot.Plot, error) {
+	p := plot.New()
+	p.Title.Text = fmt.Sprintf("Round trip of a 64-byte message, %v", r.Machine["cpu"])
+	p.Y.Label.Text = "round trip (log scale)"
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = durationTicks{}
+	p.NominalX(percentiles...)
+	p.Legend.Top = true
+	p.Legend.Left = true
 	type series struct {
-		label, color string
-		pts          []float64
+		label string
+		ns    [4]float64
 	}
 	var all []series
 	if f, ok := r.Metrics["floor_rtt_p50_ns"]; ok {
-		all = append(all, series{"floor (C cache line)", "#888888", []float64{f.Value, 0, r.Metrics["floor_rtt_p99_ns"].Value, r.Metrics["floor_rtt_p999_ns"].Value}})
+		m := func(q string) float64 { return r.Metrics["floor_rtt_"+q+"_ns"].Value }
+		all = append(all, series{"floor (C cache line)", [4]float64{f.Value, m("p90"), m("p99"), m("p999")}})
 	}
-	colors := map[string]string{"go_go_ring": "#d62728", "uds": "#1f77b4", "pipe": "#2ca02c", "go_channel": "#9467bd"}
-	labels := map[string]string{"go_go_ring": "Tachyon Go<->Go", "uds": "Unix socket", "pipe": "pipe", "go_channel": "Go channel (in-process)"}
-	for _, k := range []string{"go_go_ring", "go_channel", "pipe", "uds"} {
-		if l, ok := r.Latency[k]; ok {
-			all = append(all, series{labels[k], colors[k], []float64{l.P50, l.P90, l.P99, l.P999}})
+	for _, k := range []struct{ key, label string }{{"go_go_ring", "Tachyon Go<->Go"}, {"go_cpp_ring", "Tachyon Go<->C++"},
+		{"go_channel", "Go channel (in-process)"}, {"pipe", "pipe"}, {"uds", "Unix socket"}} {
+		if l, ok := r.Latency[k.key]; ok {
+			all = append(all, series{k.label, [4]float64{l.P50, l.P90, l.P99, l.P999}})
 		}
 	}
-	const w, h, left, right, top, bottom = 720.0, 420.0, 80.0, 200.0, 40.0, 50.0
-	lo, hi := math.Inf(1), math.Inf(-1)
-	for _, s := range all {
-		for _, v := range s.pts {
-			if v > 0 {
-				lo, hi = math.Min(lo, v), math.Max(hi, v)
+	for i, s := range all {
+		var pts plotter.XYs
+		for x, v := range s.ns {
+			if v > 0 { // a log scale has no place for a missing (zero) figure
+				pts = append(pts, plotter.XY{X: float64(x), Y: v})
 			}
 		}
+		if len(pts) == 0 {
+			continue
+		}
+		line, points, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return nil, err
+		}
+		line.Color, points.Color = plotutil.Color(i), plotutil.Color(i)
+		points.Shape = plotutil.Shape(i)
+		p.Add(line, points)
+		p.Legend.Add(s.label, line, points)
 	}
-	if len(all) == 0 || lo >= hi {
-		lo, hi = 10, 1e6
-	}
-	lo, hi = math.Pow(10, math.Floor(math.Log10(lo))), math.Pow(10, math.Ceil(math.Log10(hi)))
-	x := func(i int) float64 { return left + float64(i)*(w-left-right)/3 }
-	y := func(v float64) float64 {
-		return top + (h-top-bottom)*(1-(math.Log10(v)-math.Log10(lo))/(math.Log10(hi)-math.Log10(lo)))
+	p.Add(plotter.NewGrid())
+	return p, nil
+}
+
+// render writes p as an SVG or PNG image (by the name's extension).
+func render(p *plot.Plot, w, h vg.Length, name string) ([]byte, error) {
+	format := strings.TrimPrefix(filepath.Ext(name), ".")
+	wt, err := p.WriterTo(w, h, format)
+	if err != nil {
+		return nil, err
 	}
 	var b bytes.Buffer
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" font-family="sans-serif" font-size="12">`+"\n", w, h)
-	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="%g" y="22" font-size="15">Round trip of a 64-byte message, %v</text>`+"\n", left, r.Machine["cpu"])
-	for d := lo; d <= hi*1.01; d *= 10 {
-		fmt.Fprintf(&b, `<line x1="%g" x2="%g" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%g" y="%.1f" text-anchor="end">%s</text>`+"\n", left, w-right, y(d), y(d), left-6, y(d)+4, ns(d))
+	if _, err := wt.WriteTo(&b); err != nil {
+		return nil, err
 	}
-	for i, p := range []string{"p50", "p90", "p99", "p99.9"} {
-		fmt.Fprintf(&b, `<text x="%.1f" y="%g" text-anchor="middle">%s</text>`+"\n", x(i), h-bottom+20, p)
-	}
-	for k, s := range all {
-		var path bytes.Buffer
-		for i, v := range s.pts {
-			if v <= 0 {
-				continue
-			}
-			fmt.Fprintf(&path, "%.1f,%.1f ", x(i), y(v))
-			fmt.Fprintf(&b, `<circle cx="%.1f" cy="%.1f" r="3" fill="%s"/>`+"\n", x(i), y(v), s.color)
+	return b.Bytes(), nil
+}
+
+// save renders p to each of the named files.
+func save(p *plot.Plot, w, h vg.Length, names ...string) error {
+	for _, name := range names {
+		data, err := render(p, w, h, name)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
 		}
-		fmt.Fprintf(&b, `<polyline points="%s" fill="none" stroke="%s" stroke-width="2"/>`+"\n", path.String(), s.color)
-		fmt.Fprintf(&b, `<rect x="%g" y="%d" width="12" height="12" fill="%s"/><text x="%g" y="%d">%s</text>`+"\n", w-right+15, 60+k*20, s.color, w-right+32, 70+k*20, s.label)
+		if err := os.WriteFile(name, data, 0o644); err != nil {
+			return err
+		}
 	}
-	b.WriteString("</svg>\n")
-	return b.Bytes()
+	return nil
 }

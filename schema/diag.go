@@ -17,8 +17,12 @@ type Position struct {
 	Column   int
 }
 
-// String renders the position as FILE:LINE:COL.
+// String renders the position as FILE:LINE:COL, or FILE alone for an error
+// about a whole file (one that cannot be read: Line is 0).
 func (p Position) String() string {
+	if p.Line == 0 {
+		return p.Filename
+	}
 	return fmt.Sprintf("%s:%d:%d", p.Filename, p.Line, p.Column)
 }
 

@@ -81,6 +81,7 @@ func (l *Loader) Load(paths ...string) (*Schema, error) {
 		layouts: map[*Struct]layoutState{},
 
 		constResolving: map[*Const]bool{},
+		alignPos:       map[*Struct]Position{},
 	}
 	s := c.run(paths)
 	if len(c.dg.list) > 0 {
@@ -127,6 +128,8 @@ type compiler struct {
 	fatal bool
 	// constResolving guards against constants defined in terms of themselves.
 	constResolving map[*Const]bool
+	// alignPos is where each struct's @align annotation is.
+	alignPos map[*Struct]Position
 }
 
 func (c *compiler) readFile(path string) ([]byte, error) {

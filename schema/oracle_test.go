@@ -18,7 +18,7 @@ import (
 )
 
 // TestLayoutMatchesGCC is the independent oracle of the layout rules: for
-// random schemas it writes the equivalent plain C structs (natural
+// random schemas and the corner cases it writes the equivalent plain C structs (natural
 // alignment, no explicit padding, __attribute__((aligned)) for @align),
 // compiles them with gcc, and compares gcc's sizeof, _Alignof and offsetof
 // with the layout model, for every struct, message and field.
@@ -37,12 +37,20 @@ func TestLayoutMatchesGCC(t *testing.T) {
 	main.WriteString("int main(void) {\n")
 	want := map[string]string{}
 	var order []string
+	files := []*schema.File{}
+	corners, err := schema.LoadSource(schematest.CornersFile, []byte(schematest.Corners))
+	require.NoError(t, err)
+	files = append(files, corners.Files[0])
 	for i := range n {
 		pkg := fmt.Sprintf("r%03d", i)
 		src := schematest.Random(rand.New(rand.NewPCG(uint64(i), 99)), schematest.Options{Package: pkg})
 		s, err := schema.LoadSource(pkg+".tsch", []byte(src))
 		require.NoError(t, err)
-		for _, st := range s.Files[0].Structs {
+		files = append(files, s.Files[0])
+	}
+	for _, f := range files {
+		pkg := f.Package
+		for _, st := range f.Structs {
 			cname := pkg + "_" + st.Name
 			c.WriteString(cStruct(pkg, st))
 			fmt.Fprintf(&main, "  printf(\"%s %%zu %%zu\\n\", sizeof(struct %s), _Alignof(struct %s));\n", cname, cname, cname)

@@ -96,11 +96,18 @@ func reportSyntaxError(dg *diagnoser, filename string, src []byte, err error) {
 		case len(rest) >= 1 && rest[0] == '"':
 			msg = "unterminated string literal"
 		case len(rest) >= 1:
+			if better, ok := refineLexError(src, pos.Offset); ok {
+				msg = better
+				break
+			}
 			r, _ := utf8.DecodeRune(rest)
 			msg = "unexpected character " + quoteRune(r)
 		}
 	} else {
 		msg = grammarNames.Replace(strings.ReplaceAll(msg, `unexpected token "<EOF>"`, "unexpected end of file"))
+		if better, text, ok := refineParseError(filename, src, err); ok {
+			pos, msg = better, text
+		}
 		if !startsWithPackage(src) {
 			msg = "a schema file starts with a package clause: package NAME;"
 			pos = positionAt(filename, src, firstTokenOffset(src))

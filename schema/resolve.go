@@ -126,6 +126,7 @@ func (c *compiler) declAnnotations(d *astDecl, decl Decl) {
 						return
 					}
 					x.AlignAttr = int(v)
+					c.alignPos[x] = toPosition(a.Pos)
 				}
 			},
 		}
@@ -187,7 +188,11 @@ func (c *compiler) annotations(list []*astAnnotation, what string, allowed map[s
 			case "align":
 				c.dg.errorf(pos, "@align is only allowed on structs and messages, not on a %s", what)
 			default:
-				c.dg.errorf(pos, "unknown annotation @%s (known: @id, @align, @deprecated)", name)
+				if hint := didYouMean(name, []string{"id", "align", "deprecated"}, "@"); hint != "" {
+					c.dg.errorf(pos, "unknown annotation @%s%s", name, hint)
+				} else {
+					c.dg.errorf(pos, "unknown annotation @%s (known: @id, @align, @deprecated)", name)
+				}
 			}
 			continue
 		}
@@ -236,13 +241,39 @@ func (c *compiler) lookup(n *astName, lf *loadedFile) *symbol {
 	return sym
 }
 
+// typeNames are the names a field type may be spelled with in lf: the
+// primitives and the package's enums, flags and structs, for "did you mean".
+func (c *compiler) typeNames(lf *loadedFile) []string {
+	var names []string
+	for name := range primitivesByName {
+		names = append(names, name)
+	}
+	for name, sym := range c.scopes[lf.file.Package] {
+		if _, isConst := sym.decl.(*Const); !isConst {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// constNames are the package's constants, for "did you mean".
+func (c *compiler) constNames(lf *loadedFile) []string {
+	var names []string
+	for name, sym := range c.scopes[lf.file.Package] {
+		if _, isConst := sym.decl.(*Const); isConst {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
 // value evaluates an integer literal or a constant reference.
 func (c *compiler) value(v *astValue, lf *loadedFile) (*big.Int, bool) {
 	var out *big.Int
 	if v.Ident != nil {
 		sym := c.lookup(v.Ident, lf)
 		if sym == nil {
-			c.dg.errorf(toPosition(v.Ident.Pos), "undefined constant %s", v.Ident.Value)
+			c.dg.errorf(toPosition(v.Ident.Pos), "undefined constant %s%s", v.Ident.Value, didYouMean(v.Ident.Value, c.constNames(lf), ""))
 			return nil, false
 		}
 		if sym.decl == nil {
@@ -500,7 +531,7 @@ func (c *compiler) layout(s *Struct, path []*Struct) bool {
 	}
 	if s.AlignAttr != 0 {
 		if s.AlignAttr < align {
-			c.dg.errorf(s.Pos, "@align(%d) on %s %s is below its natural alignment %d", s.AlignAttr, s.Kind(), s.Name, align)
+			c.dg.errorf(c.alignPos[s], "@align(%d) on %s %s is below its natural alignment %d", s.AlignAttr, s.Kind(), s.Name, align)
 			return false
 		}
 		align = s.AlignAttr
@@ -525,7 +556,7 @@ func (c *compiler) fieldType(at *astType, lf *loadedFile, owner *Struct, path []
 	} else {
 		sym := c.lookup(at.Name, lf)
 		if sym == nil {
-			c.dg.errorf(toPosition(at.Name.Pos), "unknown type %s", at.Name.Value)
+			c.dg.errorf(toPosition(at.Name.Pos), "unknown type %s%s", at.Name.Value, didYouMean(at.Name.Value, c.typeNames(lf), ""))
 			return nil
 		}
 		switch d := sym.decl.(type) {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tachyon-io/tachyon/schema"
+	"github.com/tachyon-io/tachyon/schema/schematest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -52,7 +53,8 @@ func TestDiagnostics(t *testing.T) {
 	}
 }
 
-// TestGoldenLayouts locks the layout of every example in golden/.
+// TestGoldenLayouts locks the layout of every example in golden/, and of
+// the corner cases in golden/corners.
 func TestGoldenLayouts(t *testing.T) {
 	examples, err := filepath.Glob("../examples/*.tsch")
 	require.NoError(t, err)
@@ -61,6 +63,9 @@ func TestGoldenLayouts(t *testing.T) {
 	for _, f := range s.Files {
 		golden(t, filepath.Join("../golden", f.Stem()+".layout.json"), schema.NewLayoutDoc(f).MarshalIndent())
 	}
+	corners, err := schema.Load(filepath.Join("schematest", schematest.CornersFile))
+	require.NoError(t, err)
+	golden(t, "../golden/corners/corners.layout.json", schema.NewLayoutDoc(corners.Files[0]).MarshalIndent())
 }
 
 // TestSeedMessage pins the contract's seed message: 64 bytes at 0/8/16.

@@ -10,17 +10,17 @@ import (
 )
 
 func runFmt(env *cliEnv, args []string) int {
-	fs := newFlags(env, "fmt", `Format schema files canonically, keeping every comment. Without -w or -l,
-print the formatted files to standard output.`)
+	fs := newFlags(env, "fmt", `Format schema files canonically, keeping every comment. Without -l or -w,
+print the formatted files to standard output. As with gofmt, -l lists the
+files whose formatting differs (exit 1 if any, unless -w rewrites them).`)
 	write := fs.Bool("w", false, "rewrite files in place")
-	list := fs.Bool("l", false, "list files whose formatting differs; exit 1 if any")
-	files, code, ok := parseFlags(env, fs, args)
+	list := fs.Bool("l", false, "list files whose formatting differs")
+	files, code, ok := fs.parse(args)
 	if !ok {
 		return code
 	}
 	if len(files) == 0 {
-		fs.Usage()
-		return exitUsage
+		return fs.usageError("need at least one FILE.tsch")
 	}
 	status := exitOK
 	for _, path := range files {
@@ -42,25 +42,25 @@ print the formatted files to standard output.`)
 			continue
 		}
 		changed := !bytes.Equal(src, out)
-		switch {
-		case *list:
-			if changed {
-				fmt.Fprintln(env.stdout, path)
+		if !*list && !*write {
+			env.stdout.Write(out)
+			continue
+		}
+		if *list && changed {
+			fmt.Fprintln(env.stdout, path)
+			if !*write {
 				status = exitError
 			}
-		case *write:
-			if changed {
-				info, err := os.Stat(path)
-				if err == nil {
-					err = os.WriteFile(path, out, info.Mode().Perm())
-				}
-				if err != nil {
-					env.errorf("fmt: %v", err)
-					status = exitError
-				}
+		}
+		if *write && changed {
+			info, err := os.Stat(path)
+			if err == nil {
+				err = os.WriteFile(path, out, info.Mode().Perm())
 			}
-		default:
-			env.stdout.Write(out)
+			if err != nil {
+				env.errorf("fmt: %v", err)
+				status = exitError
+			}
 		}
 	}
 	return status

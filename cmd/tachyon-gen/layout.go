@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,13 +17,12 @@ func runLayout(env *cliEnv, args []string) int {
 named files: offset, size, field and type, with padding holes shown, like
 pahole. With --json, print the layout document (the golden file format).`)
 	asJSON := fs.Bool("json", false, "print the JSON layout document")
-	files, code, ok := parseFlags(env, fs, args)
+	files, code, ok := fs.parse(args)
 	if !ok {
 		return code
 	}
 	if len(files) == 0 {
-		fs.Usage()
-		return exitUsage
+		return fs.usageError("need at least one FILE.tsch")
 	}
 	s, ok := env.load(files)
 	if !ok {
@@ -106,28 +107,45 @@ func printLayoutTable(w io.Writer, s *schema.Struct) {
 
 func runCheck(env *cliEnv, args []string) int {
 	fs := newFlags(env, "check", `Compare the layouts of the named files with golden layout documents
-(DIR/<stem>.layout.json) and fail when they drifted. Each change is reported as
-BREAKING (peers built from the golden would misread bytes or be refused by a
-ring) or compatible (e.g. a new message or enum member).`)
+(DIR/<stem>.layout.json, the format of layout --json) and report each change
+as BREAKING (peers built from the golden would misread bytes or be refused by
+a ring) or compatible (e.g. a new message or enum member).
+
+Exit status: 0 when every layout matches its golden; 3 when the changes are
+all compatible (0 with --allow-compatible); 4 when one is breaking; 1 when a
+schema does not compile or a golden is missing or unreadable. With --update,
+write (or refresh) the golden of every named file instead, and exit 0.`)
 	golden := fs.String("golden", "", "`DIR` holding <stem>.layout.json golden files")
-	files, code, ok := parseFlags(env, fs, args)
+	allowCompatible := fs.Bool("allow-compatible", false, "exit 0 when every change is compatible")
+	update := fs.Bool("update", false, "write or refresh the golden files from the schemas")
+	files, code, ok := fs.parse(args)
 	if !ok {
 		return code
 	}
 	if *golden == "" || len(files) == 0 {
-		fs.Usage()
-		return exitUsage
+		return fs.usageError("need --golden DIR and at least one FILE.tsch")
+	}
+	if *update && *allowCompatible {
+		return fs.usageError("--update writes the goldens whatever changed: drop --allow-compatible")
 	}
 	s, ok := env.load(files)
 	if !ok {
 		return exitError
 	}
-	failed := false
+	if *update {
+		return updateGoldens(env, *golden, s.Files)
+	}
+	failed, breaking, compatible := false, false, false
 	for _, f := range s.Files {
-		path := filepath.Join(*golden, f.Stem()+".layout.json")
+		path := goldenPath(*golden, f)
 		data, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			fmt.Fprintf(env.stderr, "%s: no golden layout %s\n  to create it: tachyon-gen check --golden %s --update %s\n", f.Path, path, *golden, f.Path)
+			failed = true
+			continue
+		}
 		if err != nil {
-			fmt.Fprintf(env.stderr, "%s: no golden layout %s: %v\n", f.Path, path, err)
+			fmt.Fprintf(env.stderr, "%s: cannot read golden %s: %v\n", f.Path, path, err)
 			failed = true
 			continue
 		}
@@ -142,21 +160,70 @@ ring) or compatible (e.g. a new message or enum member).`)
 			fmt.Fprintf(env.stdout, "%s: layout matches %s\n", f.Path, path)
 			continue
 		}
-		failed = true
-		breaking := 0
+		n := 0
 		for _, c := range changes {
 			if c.Breaking {
-				breaking++
+				n++
 			}
 		}
-		fmt.Fprintf(env.stderr, "%s: layout drifted from %s (%d breaking, %d compatible):\n", f.Path, path, breaking, len(changes)-breaking)
+		breaking = breaking || n > 0
+		compatible = compatible || n < len(changes)
+		verdict := ""
+		if n == 0 && *allowCompatible {
+			verdict = ", allowed by --allow-compatible"
+		}
+		fmt.Fprintf(env.stderr, "%s: layout drifted from %s (%d breaking, %d compatible%s):\n", f.Path, path, n, len(changes)-n, verdict)
 		for _, c := range changes {
 			fmt.Fprintf(env.stderr, "  %s\n", c)
 		}
-		fmt.Fprintf(env.stderr, "  to accept: tachyon-gen layout --json %s > %s\n", f.Path, path)
+		fmt.Fprintf(env.stderr, "  to accept: tachyon-gen check --golden %s --update %s\n", *golden, f.Path)
 	}
-	if failed {
+	switch {
+	case failed:
 		return exitError
+	case breaking:
+		return exitBreaking
+	case compatible && !*allowCompatible:
+		return exitCompatible
+	}
+	return exitOK
+}
+
+// goldenPath is where check keeps the golden layout of f.
+func goldenPath(dir string, f *schema.File) string {
+	return filepath.Join(dir, f.Stem()+".layout.json")
+}
+
+// updateGoldens writes the layout document of every file to its golden,
+// saying what each write changed.
+func updateGoldens(env *cliEnv, dir string, files []*schema.File) int {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return env.errorf("check --update: %v", err)
+	}
+	for _, f := range files {
+		path := goldenPath(dir, f)
+		doc := schema.NewLayoutDoc(f)
+		data := doc.MarshalIndent()
+		old, err := os.ReadFile(path)
+		switch {
+		case err == nil && bytes.Equal(old, data):
+			fmt.Fprintf(env.stdout, "%s: %s is up to date\n", f.Path, path)
+			continue
+		case err == nil:
+			fmt.Fprintf(env.stdout, "%s: refreshed %s\n", f.Path, path)
+			if prev, err := schema.ParseLayoutDoc(old); err == nil {
+				for _, c := range schema.Compare(prev, doc) {
+					fmt.Fprintf(env.stdout, "  %s\n", c)
+				}
+			}
+		case errors.Is(err, os.ErrNotExist):
+			fmt.Fprintf(env.stdout, "%s: wrote %s\n", f.Path, path)
+		default:
+			return env.errorf("check --update: %v", err)
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			return env.errorf("check --update: %v", err)
+		}
 	}
 	return exitOK
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
-	"strings"
 
 	"github.com/tachyon-io/tachyon/schema"
 )
@@ -19,6 +18,9 @@ const (
 	exitOK    = 0
 	exitError = 1 // schema or user error, diagnostics on stderr
 	exitUsage = 2
+	// check only: the layouts drifted from the golden files.
+	exitCompatible = 3 // compatible changes only (0 with --allow-compatible)
+	exitBreaking   = 4 // at least one breaking change
 )
 
 // version is set at link time by `-ldflags "-X main.version=..."`.
@@ -27,7 +29,7 @@ var version = "0.1.0-dev"
 type command struct {
 	name    string
 	summary string
-	usage   string
+	usage   []string // one line per form of the command, without "tachyon-gen "
 	run     func(env *cliEnv, args []string) int
 }
 
@@ -35,12 +37,25 @@ var commands []*command
 
 func init() {
 	commands = []*command{
-		{"generate", "generate Go, Python, C++ and Rust code", "generate [--go-out DIR] [--py-out DIR] [--cpp-out DIR] [--rust-out DIR] FILE.tsch...", runGenerate},
-		{"layout", "print message layouts (pahole-style table or JSON)", "layout [--json] FILE.tsch...", runLayout},
-		{"check", "compare layouts with golden files; report breaking changes", "check --golden DIR FILE.tsch...", runCheck},
-		{"fmt", "format schema files canonically", "fmt [-w] FILE.tsch...", runFmt},
-		{"stat", "show a ring's producer and subscriber counters", "stat [--watch] [--interval D] RING", runStat},
-		{"version", "print the version", "version", runVersion},
+		{"generate", "generate Go, Python, C++ and Rust code", []string{
+			"generate [--go-out DIR [--go-package NAME]] [--py-out DIR] [--cpp-out DIR] [--rust-out DIR] FILE.tsch...",
+		}, runGenerate},
+		{"layout", "print message layouts (pahole-style table or JSON)", []string{
+			"layout [--json] FILE.tsch...",
+		}, runLayout},
+		{"check", "compare layouts with golden files; report breaking changes", []string{
+			"check --golden DIR [--allow-compatible] FILE.tsch...",
+			"check --golden DIR --update FILE.tsch...",
+		}, runCheck},
+		{"fmt", "format schema files canonically", []string{
+			"fmt [-l] [-w] FILE.tsch...",
+		}, runFmt},
+		{"stat", "show a ring's producer and subscriber counters", []string{
+			"stat [--watch] [--interval D] RING",
+			"stat --list",
+			"stat --reap RING",
+		}, runStat},
+		{"version", "print the version", []string{"version"}, runVersion},
 	}
 }
 
@@ -114,43 +129,98 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "tachyon-gen compiles .tsch schemas and inspects layouts and rings.")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage:")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "  tachyon-gen COMMAND [ARGUMENTS]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	fmt.Fprintln(w)
+	width := 0
 	for _, c := range commands {
-		fmt.Fprintf(w, "  tachyon-gen %-58s %s\n", c.usage, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Run 'tachyon-gen help COMMAND' or 'tachyon-gen COMMAND --help' for details.")
-	fmt.Fprintln(w, "Exit status: 0 success, 1 schema or user error, 2 usage error.")
+	fmt.Fprintln(w, "Run 'tachyon-gen help COMMAND' or 'tachyon-gen COMMAND --help' for a command's usage.")
+	fmt.Fprintln(w, "Exit status: 0 success, 1 schema or user error, 2 usage error;")
+	fmt.Fprintln(w, "check also exits 3 for compatible drift only and 4 for breaking drift.")
 }
 
-// newFlags returns a flag set that prints the command's usage on --help and
-// on a bad flag.
-func newFlags(env *cliEnv, name, description string) *flag.FlagSet {
-	c := lookup(name)
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+// flagSet is a command's flags and its usage text.
+type flagSet struct {
+	*flag.FlagSet
+	env         *cliEnv
+	cmd         *command
+	description string
+}
+
+// newFlags returns the flag set of a command. Its usage is printed once: to
+// stdout for --help, to stderr after a bad flag or missing arguments.
+func newFlags(env *cliEnv, name, description string) *flagSet {
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), env: env, cmd: lookup(name), description: description}
 	fs.SetOutput(env.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tachyon-gen %s\n\n%s\n", c.usage, description)
-		hasFlags := false
-		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
-		if hasFlags {
-			fmt.Fprintln(fs.Output(), "\nFlags:")
-			fs.PrintDefaults()
-		}
-	}
+	// The flag package prints the usage itself on -h and on a bad flag;
+	// parse prints it instead, once, on the right stream.
+	fs.FlagSet.Usage = func() {}
 	return fs
 }
 
-// parseFlags parses flags that may appear before, between or after the
-// positional arguments. It returns the positional arguments, or an exit code.
-func parseFlags(env *cliEnv, fs *flag.FlagSet, args []string) ([]string, int, bool) {
+// usage prints the command's usage to w.
+func (fs *flagSet) usage(w io.Writer) {
+	for i, u := range fs.cmd.usage {
+		prefix := "Usage: "
+		if i > 0 {
+			prefix = "       "
+		}
+		fmt.Fprintf(w, "%stachyon-gen %s\n", prefix, u)
+	}
+	fmt.Fprintf(w, "\n%s\n", fs.description)
+	first := true
+	fs.VisitAll(func(f *flag.Flag) {
+		if first {
+			fmt.Fprintln(w, "\nFlags:")
+			first = false
+		}
+		// As flag.PrintDefaults, with the -- the usage lines use.
+		arg, help := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if len(f.Name) == 1 {
+			line = "  -" + f.Name
+		}
+		if arg != "" {
+			line += " " + arg
+		}
+		if def := f.DefValue; def != "" && def != "false" && def != "0" {
+			help += fmt.Sprintf(" (default %s)", def)
+		}
+		fmt.Fprintf(w, "%s\n      %s\n", line, help)
+	})
+}
+
+// usageError prints msg (if any) and the usage to stderr and returns the
+// usage exit code.
+func (fs *flagSet) usageError(format string, args ...any) int {
+	if format != "" {
+		fmt.Fprintf(fs.env.stderr, "tachyon-gen %s: %s\n\n", fs.Name(), fmt.Sprintf(format, args...))
+	}
+	fs.usage(fs.env.stderr)
+	return exitUsage
+}
+
+// parse parses flags that may appear before, between or after the
+// positional arguments. It returns the positional arguments, or an exit code
+// and false.
+func (fs *flagSet) parse(args []string) ([]string, int, bool) {
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fs.SetOutput(env.stdout)
-				fs.Usage()
+				fs.usage(fs.env.stdout)
 				return nil, exitOK, false
 			}
+			fmt.Fprintln(fs.env.stderr) // after the flag package's "flag provided but not defined: -x"
+			fs.usage(fs.env.stderr)
 			return nil, exitUsage, false
 		}
 		args = fs.Args()
@@ -189,9 +259,13 @@ func (env *cliEnv) errorf(format string, args ...any) int {
 }
 
 func runVersion(env *cliEnv, args []string) int {
-	if len(args) > 0 && strings.TrimLeft(args[0], "-") == "help" {
-		fmt.Fprintln(env.stdout, "Usage: tachyon-gen version\n\nPrint the version of tachyon-gen and of the layout fingerprint format.")
-		return exitOK
+	fs := newFlags(env, "version", "Print the version of tachyon-gen and of the layout fingerprint format.")
+	rest, code, ok := fs.parse(args)
+	if !ok {
+		return code
+	}
+	if len(rest) > 0 {
+		return fs.usageError("unexpected argument %q", rest[0])
 	}
 	fmt.Fprintf(env.stdout, "tachyon-gen %s (fingerprint format %s)\n", version, schema.FingerprintVersion)
 	return exitOK

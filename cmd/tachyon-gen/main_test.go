@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -28,11 +29,12 @@ func TestUsageAndHelp(t *testing.T) {
 
 	code, stdout, _ := cli(t, "help")
 	assert.Equal(t, exitOK, code)
+	for _, line := range strings.Split(stdout, "\n") {
+		assert.LessOrEqual(t, len(line), 100, "help line too long: %q", line)
+	}
 	for _, c := range commands {
-		assert.Contains(t, stdout, c.usage)
-		code, stdout, _ := cli(t, c.name, "--help")
-		assert.Equal(t, exitOK, code, c.name)
-		assert.Contains(t, stdout, "Usage: tachyon-gen "+c.name, c.name)
+		// Each command on its own line of the table: name, then summary.
+		assert.Regexp(t, `(?m)^  `+c.name+` +`+regexp.QuoteMeta(c.summary)+`$`, stdout)
 	}
 
 	code, _, stderr = cli(t, "frobnicate")
@@ -41,12 +43,40 @@ func TestUsageAndHelp(t *testing.T) {
 
 	code, _, _ = cli(t, "layout", "--no-such-flag", "x.tsch")
 	assert.Equal(t, exitUsage, code)
-	code, _, _ = cli(t, "generate", "../../examples/Message.tsch")
+	code, _, stderr = cli(t, "generate", "../../examples/Message.tsch")
 	assert.Equal(t, exitUsage, code, "generate needs an output flag")
+	assert.Contains(t, stderr, "need at least one of --go-out, --py-out, --cpp-out or --rust-out")
 
 	code, stdout, _ = cli(t, "version")
 	assert.Equal(t, exitOK, code)
 	assert.Contains(t, stdout, "tachyon-layout/1")
+}
+
+// TestCommandHelp: `help CMD` and `CMD --help` print the usage once, on
+// stdout, and the usage lines name every flag the command accepts.
+func TestCommandHelp(t *testing.T) {
+	for _, c := range commands {
+		t.Run(c.name, func(t *testing.T) {
+			for _, args := range [][]string{{"help", c.name}, {c.name, "--help"}, {c.name, "-h"}} {
+				code, stdout, stderr := cli(t, args...)
+				assert.Equal(t, exitOK, code, args)
+				assert.Empty(t, stderr, args)
+				assert.Equal(t, 1, strings.Count(stdout, "Usage:"), "%v printed the usage %d times:\n%s", args, strings.Count(stdout, "Usage:"), stdout)
+				assert.True(t, strings.HasPrefix(stdout, "Usage: tachyon-gen "+c.name), args)
+			}
+			usage := strings.Join(c.usage, "\n")
+			_, stdout, _ := cli(t, c.name, "--help")
+			for _, m := range regexp.MustCompile(`(?m)^  --?([a-z-]+)`).FindAllStringSubmatch(stdout, -1) {
+				assert.Regexp(t, `-`+regexp.QuoteMeta(m[1])+`\b`, usage, "the usage of %s does not show its flag %s", c.name, m[1])
+			}
+		})
+	}
+	// A bad flag: the flag package's message, then the usage once, on stderr.
+	code, stdout, stderr := cli(t, "stat", "--bogus")
+	assert.Equal(t, exitUsage, code)
+	assert.Empty(t, stdout)
+	assert.Equal(t, 1, strings.Count(stderr, "Usage:"), stderr)
+	assert.Contains(t, stderr, "flag provided but not defined: -bogus")
 }
 
 func TestSchemaErrorsExitOne(t *testing.T) {
@@ -59,9 +89,10 @@ func TestSchemaErrorsExitOne(t *testing.T) {
 	assert.Equal(t, bad+":3:5: error: unknown type Nope\n\tx: Nope;\n\t   ^\n"+
 		bad+":4:6: error: array length must be positive, got 0\n\ty: [0]u8;\n\t    ^\n2 errors\n", stderr)
 
-	code, _, stderr = cli(t, "layout", filepath.Join(dir, "missing.tsch"))
+	missing := filepath.Join(dir, "missing.tsch")
+	code, _, stderr = cli(t, "layout", missing)
 	assert.Equal(t, exitError, code)
-	assert.Contains(t, stderr, "missing.tsch:0:0: error: cannot read schema: no such file")
+	assert.Equal(t, missing+": error: cannot read schema: no such file\n", stderr, "no FILE:0:0 for a file that cannot be read")
 }
 
 func TestLayoutJSONContract(t *testing.T) {
@@ -114,10 +145,59 @@ message Message {
 message Extra { x: u8; }
 `), 0o644))
 	code, _, stderr := cli(t, "check", "--golden", "../../golden", changed)
-	assert.Equal(t, exitError, code)
+	assert.Equal(t, exitBreaking, code)
 	assert.Contains(t, stderr, "BREAKING: message Message: field seq moved from offset 0 to 8")
 	assert.Contains(t, stderr, "compatible: message Extra added")
-	assert.Contains(t, stderr, "to accept: tachyon-gen layout --json")
+	assert.Contains(t, stderr, "to accept: tachyon-gen check --golden ../../golden --update "+changed)
+	code, _, _ = cli(t, "check", "--golden", "../../golden", "--allow-compatible", changed)
+	assert.Equal(t, exitBreaking, code, "--allow-compatible does not allow a breaking change")
+}
+
+// TestCheckGoldenLifecycle is the CI flow of the README: lock the layouts
+// with --update, then a compatible change (exit 3, or 0 with
+// --allow-compatible), then a breaking one (exit 4).
+func TestCheckGoldenLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	schemaPath, golden := filepath.Join(dir, "Tick.tsch"), filepath.Join(dir, "layouts")
+	write := func(src string) { require.NoError(t, os.WriteFile(schemaPath, []byte("package ticks;\n"+src), 0o644)) }
+	write("@id(1) message Tick { seq: u64; px: f64; }\n")
+
+	code, _, stderr := cli(t, "check", "--golden", golden, schemaPath)
+	assert.Equal(t, exitError, code)
+	assert.Equal(t, schemaPath+": no golden layout "+filepath.Join(golden, "tick.layout.json")+
+		"\n  to create it: tachyon-gen check --golden "+golden+" --update "+schemaPath+"\n", stderr)
+
+	code, stdout, _ := cli(t, "check", "--golden", golden, "--update", schemaPath)
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, stdout, "wrote "+filepath.Join(golden, "tick.layout.json"))
+	code, stdout, _ = cli(t, "check", "--golden", golden, "--update", schemaPath)
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, stdout, "is up to date")
+	code, _, _ = cli(t, "check", "--golden", golden, schemaPath)
+	assert.Equal(t, exitOK, code)
+
+	write("@id(1) message Tick { seq: u64; px: f64; }\n@id(2) message Halt { seq: u64; }\n")
+	code, _, stderr = cli(t, "check", "--golden", golden, schemaPath)
+	assert.Equal(t, exitCompatible, code, stderr)
+	assert.Contains(t, stderr, "(0 breaking, 1 compatible):")
+	code, _, stderr = cli(t, "check", "--golden", golden, "--allow-compatible", schemaPath)
+	assert.Equal(t, exitOK, code)
+	assert.Contains(t, stderr, "allowed by --allow-compatible")
+
+	write("@id(1) message Tick { seq: u64; px: f32; }\n@id(2) message Halt { seq: u64; }\n")
+	code, _, stderr = cli(t, "check", "--golden", golden, "--allow-compatible", schemaPath)
+	assert.Equal(t, exitBreaking, code)
+	assert.Contains(t, stderr, "BREAKING")
+
+	code, stdout, _ = cli(t, "check", "--golden", golden, "--update", schemaPath)
+	require.Equal(t, exitOK, code)
+	assert.Contains(t, stdout, "refreshed")
+	assert.Contains(t, stdout, "BREAKING", "--update says what it accepted")
+	code, _, _ = cli(t, "check", "--golden", golden, schemaPath)
+	assert.Equal(t, exitOK, code)
+
+	code, _, _ = cli(t, "check", "--golden", golden, "--update", "--allow-compatible", schemaPath)
+	assert.Equal(t, exitUsage, code)
 }
 
 func TestFmt(t *testing.T) {
@@ -179,4 +259,33 @@ func TestGoGenerateExample(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(got), name)
 	}
+}
+
+// TestGenerateGoPackage: --go-package names the package clause, so that
+// the output can live in a directory whose package is not the schema's.
+func TestGenerateGoPackage(t *testing.T) {
+	mod := t.TempDir()
+	pkg := filepath.Join(mod, "telemetry")
+	require.NoError(t, os.MkdirAll(pkg, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(mod, "go.mod"), []byte("module example.com/app\n\ngo 1.26\n"), 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(pkg, "doc.go"), []byte("// Package telemetry holds the app's messages.\npackage telemetry\n"), 0o644))
+	code, _, stderr := cli(t, "generate", "--go-out", pkg, "--go-package", "telemetry", "../../examples/book.tsch")
+	require.Equal(t, exitOK, code, stderr)
+	for _, name := range []string{"book.tsch.go", "common.tsch.go"} {
+		data, err := os.ReadFile(filepath.Join(pkg, name))
+		require.NoError(t, err)
+		assert.Contains(t, string(data), "\npackage telemetry\n", name)
+	}
+	cmd := exec.Command("go", "vet", "./...")
+	cmd.Dir = mod
+	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
+
+	code, _, stderr = cli(t, "generate", "--go-out", pkg, "--go-package", "tele-metry", "../../examples/book.tsch")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, `--go-package "tele-metry" is not a Go package name`)
+	code, _, stderr = cli(t, "generate", "--py-out", pkg, "--go-package", "telemetry", "../../examples/book.tsch")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, stderr, "add --go-out DIR")
 }

@@ -20,23 +20,21 @@ whether its publisher is alive. With --reap, remove RING only if its
 publisher is dead (a stale segment left by a crash); a live ring, one being
 created, and a file that is not a ring are never removed.`)
 	watch := fs.Bool("watch", false, "refresh continuously")
-	interval := fs.Duration("interval", time.Second, "refresh `period` with --watch")
+	interval := fs.Duration("interval", time.Second, "refresh every `D` (a duration: 500ms, 2s) with --watch")
 	reap := fs.Bool("reap", false, "remove RING if its publisher is dead")
 	list := fs.Bool("list", false, "list every ring segment and its publisher's state")
-	names, code, ok := parseFlags(env, fs, args)
+	names, code, ok := fs.parse(args)
 	if !ok {
 		return code
 	}
 	if *list {
 		if len(names) != 0 {
-			fs.Usage()
-			return exitUsage
+			return fs.usageError("--list takes no RING")
 		}
 		return listRings(env)
 	}
 	if len(names) != 1 {
-		fs.Usage()
-		return exitUsage
+		return fs.usageError("need exactly one RING")
 	}
 	name := names[0]
 	if *reap {

@@ -1,6 +1,6 @@
 // cpppeer is the C++ interop peer of examples/pipeline/PEERS.md: it
-// publishes, subscribes or echoes the seed message (market::Message) on
-// named rings and prints a one-line JSON summary on stdout.
+// publishes, subscribes, echoes or pings the seed message (market::Message)
+// on named rings and prints a one-line JSON summary on stdout.
 //
 // Build (the generated header comes from the tachyon-gen CLI):
 //   go run ./cmd/tachyon-gen generate --cpp-out build/gen/cpp examples/Message.tsch
@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include <sched.h>
 #include <unistd.h>
@@ -44,13 +45,14 @@ struct Args {
     std::int64_t slow_us = 0;
     bool latency = false;
     double timeout_s = 30;
-    std::string ping, pong;  // echo
-    int pin = -1;            // echo
+    std::string ping, pong;  // echo, ping
+    std::int64_t warmup = 0;  // ping
+    int pin = -1;
 };
 
 [[noreturn]] void usage(const std::string& why) {
     std::fprintf(stderr,
-                 "cpppeer: %s\nusage: cpppeer pub|sub --ring NAME [flags] | cpppeer echo --ping NAME --pong NAME "
+                 "cpppeer: %s\nusage: cpppeer pub|sub --ring NAME [flags] | cpppeer echo|ping --ping NAME --pong NAME "
                  "[flags] (see examples/pipeline/PEERS.md)\n",
                  why.c_str());
     std::exit(2);
@@ -65,9 +67,9 @@ std::uint64_t to_u64(std::string_view flag, const std::string& v) {
 }
 
 Args parse(int argc, char** argv) {
-    if (argc < 2 || (std::string_view(argv[1]) != "pub" && std::string_view(argv[1]) != "sub" &&
-                     std::string_view(argv[1]) != "echo"))
-        usage("first argument must be pub, sub or echo");
+    const std::string_view role = argc < 2 ? "" : argv[1];
+    if (role != "pub" && role != "sub" && role != "echo" && role != "ping")
+        usage("first argument must be pub, sub, echo or ping");
     Args a;
     a.role = argv[1];
     for (int i = 2; i < argc; ++i) {
@@ -103,14 +105,16 @@ Args parse(int argc, char** argv) {
         } else if (flag == "ping") a.ping = value;
         else if (flag == "pong") a.pong = value;
         else if (flag == "pin") a.pin = static_cast<int>(to_u64(flag, value));
+        else if (flag == "warmup") a.warmup = static_cast<std::int64_t>(to_u64(flag, value));
         else if (flag == "timeout-s") {
             char* end = nullptr;
             a.timeout_s = std::strtod(value.c_str(), &end);
             if (*end != '\0' || !(a.timeout_s > 0)) usage("bad value for --timeout-s: " + value);
         } else usage("unknown flag --" + flag);
     }
-    if (a.role == "echo") {
-        if (a.ping.empty() || a.pong.empty()) usage("echo needs --ping and --pong");
+    if (a.role == "echo" || a.role == "ping") {
+        if (a.ping.empty() || a.pong.empty()) usage(a.role + " needs --ping and --pong");
+        if (a.role == "ping" && a.count == 0) usage("ping needs --count");
     } else if (a.ring.empty()) {
         usage("--ring is required");
     }
@@ -163,6 +167,18 @@ std::chrono::nanoseconds seconds(double s) {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
 }
 
+/// Pins the process to CPU cpu (modulo the CPU count), where there are two
+/// or more (--pin): a measured side should not migrate.
+void pin_to(int cpu) {
+    const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
+    if (n < 2) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(static_cast<int>(cpu % n), &set);
+    if (::sched_setaffinity(0, sizeof set, &set) != 0)
+        std::fprintf(stderr, "cpppeer: pin to CPU %ld: %s\n", cpu % n, std::strerror(errno));
+}
+
 int publish(const Args& a) {
     tachyon::Options o;
     o.capacity = a.capacity;
@@ -184,6 +200,7 @@ int publish(const Args& a) {
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
+    if (a.pin >= 0) pin_to(a.pin);
     const auto start = Clock::now();
     std::uint64_t now = 0;
     for (std::uint64_t seq = 0; seq < static_cast<std::uint64_t>(a.count); ++seq) {
@@ -233,6 +250,7 @@ int subscribe(const Args& a) {
     tachyon::SubscribeOptions so;
     so.max_lag = a.max_lag;
     auto sub = attach(a.ring, so, deadline);
+    if (a.pin >= 0) pin_to(a.pin);
     // As the Go peer: the receive deadline is the attach deadline + the limit.
     const auto recv_deadline = deadline + limit;
     std::int64_t received = 0, gaps = 0, torn = 0, reordered = 0, first = -1, last = -1, max_latency = 0;
@@ -286,18 +304,6 @@ int subscribe(const Args& a) {
     return 0;
 }
 
-/// Pins the process to CPU cpu (modulo the CPU count), where there are two
-/// or more: the echo of a latency measurement should not migrate.
-void pin_to(int cpu) {
-    const long n = ::sysconf(_SC_NPROCESSORS_ONLN);
-    if (n < 2) return;
-    cpu_set_t set;
-    CPU_ZERO(&set);
-    CPU_SET(static_cast<int>(cpu % n), &set);
-    if (::sched_setaffinity(0, sizeof set, &set) != 0)
-        std::fprintf(stderr, "cpppeer: pin to CPU %ld: %s\n", cpu % n, std::strerror(errno));
-}
-
 /// The far end of a round-trip measurement (PEERS.md "echo"): republishes
 /// every message of --ping on --pong, one at a time, until --ping closes.
 int echo(const Args& a) {
@@ -333,12 +339,73 @@ int echo(const Args& a) {
     return 0;
 }
 
+/// The near end of a round-trip measurement (PEERS.md "ping"): publishes
+/// seq = i on --ping, receives the echo's copy on --pong and times each of
+/// --warmup + --count round trips with the steady clock (CLOCK_MONOTONIC),
+/// then closes --ping (the echo stops) and prints the percentiles of the
+/// last --count.
+int ping(const Args& a) {
+    const auto deadline = Clock::now() + seconds(a.timeout_s);
+    auto out = tachyon::Publisher<Message>::create(
+        a.ping, {.capacity = 64, .policy = tachyon::Policy::block, .batch = 1, .timeout = seconds(a.timeout_s)});
+    auto in = attach(a.pong, {}, deadline);
+    while (out.active_subscribers() < 1) {
+        if (Clock::now() > deadline) {
+            std::fprintf(stderr, "cpppeer: ping: no echo subscribed to %s after %gs\n", json_string(a.ping).c_str(),
+                         a.timeout_s);
+            return 1;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    if (a.pin >= 0) pin_to(a.pin);
+    const auto total = static_cast<std::uint64_t>(a.warmup + a.count);
+    std::vector<std::int64_t> rtts(static_cast<std::size_t>(a.count));
+    Message back{};
+    for (std::uint64_t i = 0; i < total; ++i) {
+        const auto t0 = Clock::now();
+        const auto m = out.claim();
+        if (!m) {
+            std::fprintf(stderr, "cpppeer: ping %llu: %s\n", static_cast<unsigned long long>(i),
+                         std::string(tachyon::to_string(m.error())).c_str());
+            return 1;
+        }
+        (**m).seq = i;
+        if (const auto e = out.commit(); e != tachyon::Errc::ok) {
+            std::fprintf(stderr, "cpppeer: ping %llu: commit: %s\n", static_cast<unsigned long long>(i),
+                         std::string(tachyon::to_string(e)).c_str());
+            return 1;
+        }
+        if (const auto e = in.recv(back); e != tachyon::Errc::ok || back.seq != i) {
+            std::fprintf(stderr, "cpppeer: ping %llu: receive: %s (seq %llu)\n", static_cast<unsigned long long>(i),
+                         std::string(tachyon::to_string(e)).c_str(), static_cast<unsigned long long>(back.seq));
+            return 1;
+        }
+        if (i >= static_cast<std::uint64_t>(a.warmup))
+            rtts[i - static_cast<std::uint64_t>(a.warmup)] =
+                std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count();
+    }
+    out.close();
+    in.close();
+    std::sort(rtts.begin(), rtts.end());
+    // Indexed as the Go benchmarks index them: sorted[min(n-1, floor(q*n))].
+    const auto q = [&](double p) {
+        return static_cast<long long>(rtts[std::min(rtts.size() - 1, static_cast<std::size_t>(p * rtts.size()))]);
+    };
+    std::printf("{\"lang\": \"cpp\", \"role\": \"ping\", \"ring\": %s, \"round_trips\": %zu, \"rtt_p50_ns\": %lld, "
+                "\"rtt_p90_ns\": %lld, \"rtt_p99_ns\": %lld, \"rtt_p999_ns\": %lld, \"rtt_max_ns\": %lld}\n",
+                json_string(a.ping).c_str(), rtts.size(), q(0.50), q(0.90), q(0.99), q(0.999),
+                static_cast<long long>(rtts.back()));
+    std::fflush(stdout);
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const Args a = parse(argc, argv);
     try {
         if (a.role == "echo") return echo(a);
+        if (a.role == "ping") return ping(a);
         return a.role == "pub" ? publish(a) : subscribe(a);
     } catch (const tachyon::Error& e) {
         std::fprintf(stderr, "cpppeer: %s\n", e.what());

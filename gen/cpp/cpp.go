@@ -218,9 +218,9 @@ func (g *generator) scalar(t *schema.Type) string {
 // qualified names a declaration of another package by its namespace.
 func (g *generator) qualified(f *schema.File, name string) string {
 	if f.Package == g.file.Package {
-		return name
+		return Ident(name)
 	}
-	return "::" + Ident(f.Package) + "::" + name
+	return "::" + Ident(f.Package) + "::" + Ident(name)
 }
 
 // declarator renders a field or member declaration without the semicolon:

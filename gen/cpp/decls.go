@@ -13,7 +13,7 @@ func (g *generator) constant(c *schema.Const) {
 }
 
 func (g *generator) enum(e *schema.Enum) {
-	name := e.Name
+	name := Ident(e.Name)
 	g.doc(e.Doc, e.Deprecated, "")
 	g.P("enum class ", name, " : ", g.integer(e.Underlying), " {")
 	for _, m := range e.Members {
@@ -37,7 +37,7 @@ func (g *generator) enum(e *schema.Enum) {
 }
 
 func (g *generator) flags(f *schema.Flags) {
-	name, bits := f.Name, g.integer(f.Underlying)
+	name, bits := Ident(f.Name), g.integer(f.Underlying)
 	one := "1u"
 	if f.Underlying == schema.U64 {
 		one = "1ull"
@@ -68,7 +68,7 @@ func (g *generator) flags(f *schema.Flags) {
 }
 
 func (g *generator) structure(s *schema.Struct) {
-	names := newMemberNames(s)
+	names, name := newMemberNames(s), Ident(s.Name)
 	g.use("cstddef")
 	g.use("cstdint")
 	g.use("type_traits")
@@ -82,9 +82,9 @@ func (g *generator) structure(s *schema.Struct) {
 		layout += fmt.Sprintf("; message type id %d", s.ID)
 	}
 	g.P(layout, ".")
-	g.P("struct alignas(", s.Align, ") ", s.Name, " {")
+	g.P("struct alignas(", s.Align, ") ", name, " {")
 	if s.IsMessage {
-		g.P("    /// Schema type id (@id) of ", s.Name, ".")
+		g.P("    /// Schema type id (@id) of ", name, ".")
 		g.P("    static constexpr std::uint32_t kTypeId = ", s.ID, ";")
 		g.P("    /// Layout fingerprint: rings refuse peers whose fingerprint differs.")
 		g.P("    static constexpr std::uint64_t kFingerprint = ", fmt.Sprintf("0x%016xULL", s.Fingerprint), ";")
@@ -98,14 +98,14 @@ func (g *generator) structure(s *schema.Struct) {
 	g.P("};")
 	g.P()
 
-	g.P("// The compiler must agree with the schema on every byte of ", s.Name, ".")
-	g.P("static_assert(sizeof(", s.Name, ") == ", s.Size, ");")
-	g.P("static_assert(alignof(", s.Name, ") == ", s.Align, ");")
+	g.P("// The compiler must agree with the schema on every byte of ", name, ".")
+	g.P("static_assert(sizeof(", name, ") == ", s.Size, ");")
+	g.P("static_assert(alignof(", name, ") == ", s.Align, ");")
 	for _, f := range s.Fields {
-		g.P("static_assert(offsetof(", s.Name, ", ", names.fields[f], ") == ", f.Offset, ");")
+		g.P("static_assert(offsetof(", name, ", ", names.fields[f], ") == ", f.Offset, ");")
 	}
-	g.P("static_assert(std::is_trivially_copyable_v<", s.Name, ">);")
-	g.P("static_assert(std::is_standard_layout_v<", s.Name, ">);")
+	g.P("static_assert(std::is_trivially_copyable_v<", name, ">);")
+	g.P("static_assert(std::is_standard_layout_v<", name, ">);")
 	g.P()
 }
 

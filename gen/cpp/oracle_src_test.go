@@ -13,6 +13,23 @@ import (
 // programs write and read.
 const valuesPerType = 3
 
+// maxValueSize bounds the structs whose values the cross-language programs
+// exchange: every field value is printed as text, and a message near the
+// 1 MiB limit would print millions of lines for what its layout check (which
+// covers every struct) already proves.
+const maxValueSize = 64 << 10
+
+// valueStructs are the structs of at most maxValueSize bytes.
+func valueStructs(structs []*schema.Struct) []*schema.Struct {
+	var out []*schema.Struct
+	for _, s := range structs {
+		if s.Size <= maxValueSize {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // cppOracle renders the C++ oracle program. Modes:
 //
 //	layout      print sizeof, alignof and every offsetof (schematest.ModelLayout's format)
@@ -32,11 +49,11 @@ func cppOracle(files []*schema.File) string {
 	// fill and dump of a struct live in the struct's namespace, so that
 	// argument-dependent lookup keeps every overload set small: one set
 	// across all schemas makes overload resolution quadratic.
-	structs := schematest.StructsOf(files)
-	for _, s := range structs {
-		fmt.Fprintf(&b, "\nnamespace %s {\nvoid fill(%s& x, Rng& r);\nvoid dump(const %s& x, Out& o);\n}\n", gencpp.Ident(s.File.Package), s.Name, s.Name)
+	structs, values := schematest.StructsOf(files), valueStructs(schematest.StructsOf(files))
+	for _, s := range values {
+		fmt.Fprintf(&b, "\nnamespace %s {\nvoid fill(%s& x, Rng& r);\nvoid dump(const %s& x, Out& o);\n}\n", gencpp.Ident(s.File.Package), gencpp.Ident(s.Name), gencpp.Ident(s.Name))
 	}
-	for _, s := range structs {
+	for _, s := range values {
 		fmt.Fprintf(&b, "\nvoid %s::fill(%s& x, Rng& r) {\n", gencpp.Ident(s.File.Package), cppName(s))
 		for _, f := range s.Fields {
 			fmt.Fprintf(&b, "    fill(x.%s, r);\n", gencpp.Ident(f.Name))
@@ -57,11 +74,11 @@ func cppOracle(files []*schema.File) string {
 		}
 	}
 	b.WriteString("}\n\nvoid write_all(std::FILE* out) {\n    Rng r{42};\n")
-	for _, s := range structs {
+	for _, s := range values {
 		fmt.Fprintf(&b, "    write_values<%s>(\"%s.%s\", out, r);\n", cppName(s), s.File.Package, s.Name)
 	}
 	b.WriteString("}\n\nbool read_all(std::FILE* in) {\n")
-	for _, s := range structs {
+	for _, s := range values {
 		fmt.Fprintf(&b, "    if (!read_values<%s>(\"%s.%s\", in)) return false;\n", cppName(s), s.File.Package, s.Name)
 	}
 	b.WriteString("    return true;\n}\n\n}  // namespace\n")
@@ -69,7 +86,9 @@ func cppOracle(files []*schema.File) string {
 	return b.String()
 }
 
-func cppName(s *schema.Struct) string { return gencpp.Ident(s.File.Package) + "::" + s.Name }
+func cppName(s *schema.Struct) string {
+	return gencpp.Ident(s.File.Package) + "::" + gencpp.Ident(s.Name)
+}
 
 const cppPrelude = `#include <cstddef>
 #include <cstdint>
@@ -206,18 +225,8 @@ int main(int argc, char** argv) {
 // requires re-encoding to give the same bytes); both print every field value
 // in the C++ oracle's format.
 func goOracle(files []*schema.File) string {
-	var imports, entries strings.Builder
-	seen := map[string]bool{}
-	for _, f := range files {
-		if !seen[f.Package] {
-			seen[f.Package] = true
-			fmt.Fprintf(&imports, "\t%q\n", "oracle/"+f.Package)
-		}
-	}
-	for _, s := range schematest.StructsOf(files) {
-		fmt.Fprintf(&entries, "\t{%q, %d, func() codec { return new(%s.%s) }},\n", s.File.Package+"."+s.Name, s.Size, s.File.Package, s.Name)
-	}
-	return strings.NewReplacer("//IMPORTS\n", imports.String(), "\t//ENTRIES\n", entries.String(),
+	imports, entries := schematest.GoCodecTable(files, valueStructs(schematest.StructsOf(files)))
+	return strings.NewReplacer("//IMPORTS\n", imports, "\t//ENTRIES\n", entries,
 		"VALUES_PER_TYPE", fmt.Sprint(valuesPerType)).Replace(goMain)
 }
 

@@ -78,6 +78,9 @@ func TestRandomSchemasAgainstCompilers(t *testing.T) {
 	s, err := schema.Load(examples...)
 	require.NoError(t, err)
 	files = append(files, s.All...)
+	corners, err := schema.LoadSource(schematest.CornersFile, []byte(schematest.Corners))
+	require.NoError(t, err)
+	files = append(files, corners.Files[0])
 	for i := range n {
 		pkg := fmt.Sprintf("rnd%03d", i)
 		src := schematest.Random(rand.New(rand.NewPCG(uint64(i), 11)), schematest.Options{Package: pkg})

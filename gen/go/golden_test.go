@@ -20,11 +20,15 @@ func TestGolden(t *testing.T) {
 }
 
 // checkGo: the output is gofmt'd, and the go generate example's checked-in
-// copy is fresh.
+// copy is fresh. (golden/corners/go is a package of this module: go vet
+// ./... compiles and vets it.)
 func checkGo(t *testing.T, f *schema.File, got []byte) {
 	formatted, err := format.Source(got)
 	require.NoError(t, err)
 	require.Equal(t, string(formatted), string(got), "output must be gofmt'd")
+	if f.Package != "market" {
+		return
+	}
 	checkedIn, err := os.ReadFile(filepath.Join("../../examples/market", gengo.FileName(f)))
 	require.NoError(t, err)
 	require.Equal(t, string(got), string(checkedIn), "examples/market is stale: run go generate ./examples/market")

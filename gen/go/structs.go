@@ -8,9 +8,23 @@ import (
 )
 
 // namer derives Go identifiers once, so that every use agrees.
+//
+// Declarations keep their schema names. The names the generator adds at
+// package level (XSize, XAlign, XTypeID, XFingerprint, XFromBytes, enum and
+// flag members, schema constants) come second: one that a declaration or an
+// earlier generated name already takes gets a trailing underscore, as many
+// as needed (IDL identifiers never end in one). Order is declaration order,
+// so the result is deterministic.
 type namer struct {
-	consts map[*schema.Const]string
-	fields map[*schema.Field]string
+	consts  map[*schema.Const]string
+	fields  map[*schema.Field]string
+	members map[*schema.Member]string
+	structs map[*schema.Struct]*structNames
+}
+
+// structNames are the package-level names generated for a struct or message.
+type structNames struct {
+	size, align, typeID, fingerprint, fromBytes string
 }
 
 // reservedMethods are the method names generated on struct types; a field
@@ -22,38 +36,52 @@ var reservedMethods = map[string]bool{
 }
 
 func newNamer(f *schema.File) *namer {
-	n := &namer{consts: map[*schema.Const]string{}, fields: map[*schema.Field]string{}}
-	// Top-level Go names of this package: types, enum members and the
-	// per-message constants. A schema constant whose Go name collides with
-	// one of them gets a trailing underscore.
+	n := &namer{
+		consts:  map[*schema.Const]string{},
+		fields:  map[*schema.Field]string{},
+		members: map[*schema.Member]string{},
+		structs: map[*schema.Struct]*structNames{},
+	}
+	files := f.Closure()
 	taken := map[string]bool{}
-	for _, file := range f.Closure() {
-		for _, s := range file.Structs {
-			taken[s.Name] = true
-			for _, suffix := range []string{"Size", "Align", "TypeID", "Fingerprint", "FromBytes"} {
-				taken[s.Name+suffix] = true
-			}
-		}
-		for _, e := range file.Enums {
-			taken[e.Name] = true
-			for _, m := range e.Members {
-				taken[memberName(e.Name, m)] = true
-			}
-		}
-		for _, fl := range file.Flags {
-			taken[fl.Name] = true
-			for _, m := range fl.Members {
-				taken[memberName(fl.Name, m)] = true
+	for _, file := range files {
+		for _, d := range file.Decls {
+			if _, isConst := d.(*schema.Const); !isConst {
+				taken[d.DeclName()] = true
 			}
 		}
 	}
-	for _, file := range f.Closure() {
-		for _, c := range file.Consts {
-			name := camel(c.Name)
-			if taken[name] {
-				name += "_"
+	free := func(name string) string {
+		for taken[name] {
+			name += "_"
+		}
+		taken[name] = true
+		return name
+	}
+	for _, file := range files {
+		for _, d := range file.Decls {
+			switch d := d.(type) {
+			case *schema.Struct:
+				sn := &structNames{size: free(d.Name + "Size"), align: free(d.Name + "Align")}
+				if d.IsMessage {
+					sn.typeID, sn.fingerprint = free(d.Name+"TypeID"), free(d.Name+"Fingerprint")
+				}
+				sn.fromBytes = free(d.Name + "FromBytes")
+				n.structs[d] = sn
+			case *schema.Enum:
+				for _, m := range d.Members {
+					n.members[m] = free(d.Name + camel(m.Name))
+				}
+			case *schema.Flags:
+				for _, m := range d.Members {
+					n.members[m] = free(d.Name + camel(m.Name))
+				}
 			}
-			n.consts[c] = name
+		}
+	}
+	for _, file := range files {
+		for _, c := range file.Consts {
+			n.consts[c] = free(camel(c.Name))
 		}
 		for _, s := range file.Structs {
 			methods := map[string]bool{}
@@ -75,8 +103,10 @@ func newNamer(f *schema.File) *namer {
 	return n
 }
 
-func (n *namer) constName(c *schema.Const) string { return n.consts[c] }
-func (n *namer) fieldName(f *schema.Field) string { return n.fields[f] }
+func (n *namer) constName(c *schema.Const) string   { return n.consts[c] }
+func (n *namer) fieldName(f *schema.Field) string   { return n.fields[f] }
+func (n *namer) memberName(m *schema.Member) string { return n.members[m] }
+func (n *namer) of(s *schema.Struct) *structNames   { return n.structs[s] }
 
 // camel converts an IDL name to an exported Go name: timestamp_ns ->
 // TimestampNs, SNAPSHOT -> Snapshot, price_2 -> Price2.
@@ -143,18 +173,19 @@ func (g *generator) structure(s *schema.Struct) {
 	g.P("}")
 	g.P()
 
+	sn := g.names.of(s)
 	g.P("// Layout of ", name, ", from the schema.")
 	g.P("const (")
-	g.P("// ", name, "Size is the size of ", name, " in bytes.")
-	g.P(name, "Size = ", s.Size)
-	g.P("// ", name, "Align is the alignment of ", name, " in bytes.")
-	g.P(name, "Align = ", s.Align)
+	g.P("// ", sn.size, " is the size of ", name, " in bytes.")
+	g.P(sn.size, " = ", s.Size)
+	g.P("// ", sn.align, " is the alignment of ", name, " in bytes.")
+	g.P(sn.align, " = ", s.Align)
 	if s.IsMessage {
-		g.P("// ", name, "TypeID is the schema type id (@id) of ", name, ".")
-		g.P(name, "TypeID uint32 = ", s.ID)
-		g.P("// ", name, "Fingerprint is the layout fingerprint of ", name, ": rings refuse")
+		g.P("// ", sn.typeID, " is the schema type id (@id) of ", name, ".")
+		g.P(sn.typeID, " uint32 = ", s.ID)
+		g.P("// ", sn.fingerprint, " is the layout fingerprint of ", name, ": rings refuse")
 		g.P("// peers whose fingerprint differs.")
-		g.P(name, "Fingerprint uint64 = ", schema.FormatFingerprint(s.Fingerprint))
+		g.P(sn.fingerprint, " uint64 = ", schema.FormatFingerprint(s.Fingerprint))
 	}
 	g.P(")")
 	g.P()
@@ -206,53 +237,52 @@ func (g *generator) textHelpers(s *schema.Struct) {
 }
 
 func (g *generator) layoutHook(s *schema.Struct) {
-	n := s.Name
-	g.P("// TachyonFingerprint returns ", n, "Fingerprint; with TachyonTypeID, TachyonSize and")
+	n, sn := s.Name, g.names.of(s)
+	g.P("// TachyonFingerprint returns ", sn.fingerprint, "; with TachyonTypeID, TachyonSize and")
 	g.P("// TachyonAlign it binds ", n, " to a ring (runtime/ring.Layout).")
-	g.P("func (", n, ") TachyonFingerprint() uint64 { return ", n, "Fingerprint }")
+	g.P("func (", n, ") TachyonFingerprint() uint64 { return ", sn.fingerprint, " }")
 	g.P()
-	g.P("// TachyonTypeID returns ", n, "TypeID.")
-	g.P("func (", n, ") TachyonTypeID() uint32 { return ", n, "TypeID }")
+	g.P("// TachyonTypeID returns ", sn.typeID, ".")
+	g.P("func (", n, ") TachyonTypeID() uint32 { return ", sn.typeID, " }")
 	g.P()
-	g.P("// TachyonSize returns ", n, "Size.")
-	g.P("func (", n, ") TachyonSize() int { return ", n, "Size }")
+	g.P("// TachyonSize returns ", sn.size, ".")
+	g.P("func (", n, ") TachyonSize() int { return ", sn.size, " }")
 	g.P()
-	g.P("// TachyonAlign returns ", n, "Align.")
-	g.P("func (", n, ") TachyonAlign() int { return ", n, "Align }")
+	g.P("// TachyonAlign returns ", sn.align, ".")
+	g.P("func (", n, ") TachyonAlign() int { return ", sn.align, " }")
 	g.P()
 }
 
 func (g *generator) marshal(s *schema.Struct) {
-	n := s.Name
-	pkg := s.File.Package
-	g.P("// AppendBinary appends the ", n, "Size wire bytes of m to b: the schema layout,")
+	n, size, pkg := s.Name, g.names.of(s).size, g.pkgName
+	g.P("// AppendBinary appends the ", size, " wire bytes of m to b: the schema layout,")
 	g.P("// little-endian, padding zeroed. It implements encoding.BinaryAppender.")
 	g.P("func (m *", n, ") AppendBinary(b []byte) ([]byte, error) {")
-	g.P("b = ", g.pkg("slices"), ".Grow(b, ", n, "Size)")
+	g.P("b = ", g.pkg("slices"), ".Grow(b, ", size, ")")
 	g.P("off := len(b)")
-	g.P("b = b[:off+", n, "Size]")
+	g.P("b = b[:off+", size, "]")
 	g.P("m.put(b[off:])")
 	g.P("return b, nil")
 	g.P("}")
 	g.P()
-	g.P("// MarshalBinary returns the ", n, "Size wire bytes of m.")
+	g.P("// MarshalBinary returns the ", size, " wire bytes of m.")
 	g.P("func (m *", n, ") MarshalBinary() ([]byte, error) {")
-	g.P("return m.AppendBinary(make([]byte, 0, ", n, "Size))")
+	g.P("return m.AppendBinary(make([]byte, 0, ", size, "))")
 	g.P("}")
 	g.P()
-	g.P("// UnmarshalBinary decodes exactly ", n, "Size wire bytes into m.")
+	g.P("// UnmarshalBinary decodes exactly ", size, " wire bytes into m.")
 	g.P("func (m *", n, ") UnmarshalBinary(b []byte) error {")
-	g.P("if len(b) != ", n, "Size {")
-	g.P("return ", g.pkg("fmt"), ".Errorf(\"", pkg, ".", n, ": UnmarshalBinary: got %d bytes, want %d\", len(b), ", n, "Size)")
+	g.P("if len(b) != ", size, " {")
+	g.P("return ", g.pkg("fmt"), ".Errorf(\"", pkg, ".", n, ": UnmarshalBinary: got %d bytes, want %d\", len(b), ", size, ")")
 	g.P("}")
 	g.P("m.get(b)")
 	g.P("return nil")
 	g.P("}")
 	g.P()
 
-	g.P("// put writes m into b[:", n, "Size].")
+	g.P("// put writes m into b[:", size, "].")
 	g.P("func (m *", n, ") put(b []byte) {")
-	g.P("_ = b[", n, "Size-1] // one bounds check for the whole message")
+	g.P("_ = b[", size, "-1] // one bounds check for the whole message")
 	for _, sl := range s.Slots() {
 		if sl.Field == nil {
 			g.P("clear(b[", sl.Offset, ":", sl.Offset+sl.Size, "]) // padding")
@@ -262,9 +292,9 @@ func (g *generator) marshal(s *schema.Struct) {
 	}
 	g.P("}")
 	g.P()
-	g.P("// get reads m from b[:", n, "Size].")
+	g.P("// get reads m from b[:", size, "].")
 	g.P("func (m *", n, ") get(b []byte) {")
-	g.P("_ = b[", n, "Size-1] // one bounds check for the whole message")
+	g.P("_ = b[", size, "-1] // one bounds check for the whole message")
 	for _, f := range s.Fields {
 		g.decode("m."+g.names.fieldName(f), f.Type, fmt.Sprint(f.Offset), 0)
 	}
@@ -337,20 +367,22 @@ func scalar(t *schema.Type) schema.Primitive {
 	return t.Primitive
 }
 
+// putScalar records the encoding/binary import only for a multi-byte
+// value: a struct of one-byte fields must not import it unused.
 func (g *generator) putScalar(t *schema.Type, expr, off string) string {
 	p := scalar(t)
-	le := g.pkg("encoding/binary") + ".LittleEndian"
 	bits := p.Size() * 8
 	switch {
 	case p == schema.Bool:
 		return fmt.Sprintf("b[%s] = 0\nif %s {\nb[%s] = 1\n}", off, expr, off)
-	case p == schema.F32 || p == schema.F64:
-		return fmt.Sprintf("%s.PutUint%d(b[%s:], %s.Float%dbits(float%d(%s)))", le, bits, off, g.pkg("math"), bits, bits, expr)
 	case bits == 8:
 		return fmt.Sprintf("b[%s] = byte(%s)", off, expr)
-	default:
-		return fmt.Sprintf("%s.PutUint%d(b[%s:], uint%d(%s))", le, bits, off, bits, expr)
 	}
+	le := g.pkg("encoding/binary") + ".LittleEndian"
+	if p.IsFloat() {
+		return fmt.Sprintf("%s.PutUint%d(b[%s:], %s.Float%dbits(float%d(%s)))", le, bits, off, g.pkg("math"), bits, bits, expr)
+	}
+	return fmt.Sprintf("%s.PutUint%d(b[%s:], uint%d(%s))", le, bits, off, bits, expr)
 }
 
 func (g *generator) getScalar(t *schema.Type, off string) string {
@@ -382,19 +414,19 @@ func (g *generator) getScalar(t *schema.Type, off string) string {
 }
 
 func (g *generator) view(s *schema.Struct) {
-	n := s.Name
+	n, sn := s.Name, g.names.of(s)
 	unsafe := g.pkg("unsafe")
-	g.P("// ", n, "FromBytes returns the first ", n, "Size bytes of b viewed as a *", n, ",")
+	g.P("// ", sn.fromBytes, " returns the first ", sn.size, " bytes of b viewed as a *", n, ",")
 	g.P("// without copying: writes through the pointer change b. b must be at least")
-	g.P("// ", n, "Size bytes long and aligned to ", n, "Align. The view assumes a")
+	g.P("// ", sn.size, " bytes long and aligned to ", sn.align, ". The view assumes a")
 	g.P("// little-endian host (amd64, arm64) and bool bytes of 0 or 1.")
-	g.P("func ", n, "FromBytes(b []byte) (*", n, ", error) {")
-	g.P("if len(b) < ", n, "Size {")
-	g.P("return nil, ", g.pkg("fmt"), ".Errorf(\"", s.File.Package, ".", n, "FromBytes: got %d bytes, want at least %d\", len(b), ", n, "Size)")
+	g.P("func ", sn.fromBytes, "(b []byte) (*", n, ", error) {")
+	g.P("if len(b) < ", sn.size, " {")
+	g.P("return nil, ", g.pkg("fmt"), ".Errorf(\"", g.pkgName, ".", sn.fromBytes, ": got %d bytes, want at least %d\", len(b), ", sn.size, ")")
 	g.P("}")
 	g.P("p := ", unsafe, ".Pointer(", unsafe, ".SliceData(b))")
-	g.P("if a := uintptr(p) % ", n, "Align; a != 0 {")
-	g.P("return nil, fmt.Errorf(\"", s.File.Package, ".", n, "FromBytes: buffer at %#x is misaligned by %d bytes, want %d-byte alignment\", uintptr(p), a, ", n, "Align)")
+	g.P("if a := uintptr(p) % ", sn.align, "; a != 0 {")
+	g.P("return nil, fmt.Errorf(\"", g.pkgName, ".", sn.fromBytes, ": buffer at %#x is misaligned by %d bytes, want %d-byte alignment\", uintptr(p), a, ", sn.align, ")")
 	g.P("}")
 	g.P("return (*", n, ")(p), nil")
 	g.P("}")

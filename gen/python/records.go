@@ -174,26 +174,34 @@ func (g *generator) record(s *schema.Struct) {
 		g.docstring("    ", withDeprecation(pf.Doc, pf.Deprecated))
 	}
 
+	// To a type checker DTYPE is the dtype itself, a ClassVar: mypy does
+	// not apply a descriptor's __get__ when it matches a class object
+	// against a protocol (Subscriber.attach("x", M) wants a MessageType).
+	// At run time it is the lazy descriptor.
 	g.P()
-	g.P("    @_lazy_dtype")
-	g.P("    def DTYPE(cls) -> np.dtype[np.void]:")
+	g.P("    if TYPE_CHECKING:")
+	g.P("        DTYPE: ClassVar[np.dtype[np.void]]")
 	g.P(`        """The NumPy structured dtype of `, name, `, built on first access."""`)
-	g.P("        import numpy as np")
+	g.P("    else:")
 	g.P()
-	g.P("        return np.dtype(")
-	g.P("            {")
+	g.P("        @_lazy_dtype")
+	g.P("        def DTYPE(cls) -> np.dtype[np.void]:")
+	g.P("            import numpy as np")
+	g.P()
+	g.P("            return np.dtype(")
+	g.P("                {")
 	var names, formats, offsets []string
 	for _, pf := range fields {
 		names = append(names, quote(pf.Field.Name))
 		formats = append(formats, pf.dtype())
 		offsets = append(offsets, strconv.Itoa(pf.Offset))
 	}
-	g.list("                ", `"names": [`, names, "],")
-	g.list("                ", `"formats": [`, formats, "],")
-	g.list("                ", `"offsets": [`, offsets, "],")
-	g.P(`                "itemsize": `, s.Size, ",")
-	g.P("            }")
-	g.P("        )")
+	g.list("                    ", `"names": [`, names, "],")
+	g.list("                    ", `"formats": [`, formats, "],")
+	g.list("                    ", `"offsets": [`, offsets, "],")
+	g.P(`                    "itemsize": `, s.Size, ",")
+	g.P("                }")
+	g.P("            )")
 
 	g.P()
 	g.P("    @classmethod")

@@ -59,8 +59,8 @@ func (g *generator) support() {
 		g.P()
 		g.P()
 		g.P("def _text(raw: bytes) -> bytes:")
-		g.P(`    """Fixed text as stored, without its trailing NUL padding."""`)
-		g.P(`    return raw.rstrip(b"\0")`)
+		g.P(`    """Fixed text up to its first NUL, as Go and C++ read it (the C-string rule)."""`)
+		g.P(`    return raw.partition(b"\0")[0]`)
 	}
 	if n.arrays {
 		g.P()

@@ -19,7 +19,7 @@ const (
 
 func (g *generator) constant(c *schema.Const) {
 	g.doc(c.Doc, false, "")
-	g.P("pub const ", Ident(c.Name), ": ", c.Type.String(), " = ", literal(c.Value), ";")
+	g.assign("", "pub const "+Ident(c.Name)+": "+c.Type.String(), literal(c.Value), ";")
 }
 
 // fmtImpl prints `impl ::core::fmt::<trait> for name` with its fmt method
@@ -27,32 +27,45 @@ func (g *generator) constant(c *schema.Const) {
 func (g *generator) fmtImpl(trait, name string, deprecated bool, body func()) {
 	g.P()
 	g.allowDeprecated(deprecated, "")
-	g.P("impl ::core::fmt::", trait, " for ", name, " {")
+	g.implFor("::core::fmt::"+trait, name)
 	g.fnHead("    ", "fn fmt", []string{fmtParams}, fmtResult)
 	body()
 	g.P("    }")
 	g.P("}")
 }
 
-func (g *generator) enum(e *schema.Enum) {
-	name, raw := Ident(e.Name), e.Underlying.String()
-	g.doc(e.Doc, false, "")
-	if len(e.Doc) > 0 {
+// newtype prints an enum's or flags' type, #[repr(transparent)] over its
+// integer, and opens its impl block with a constant per member: the doc
+// comment, then note, then the type with its derives.
+func (g *generator) newtype(doc schema.Doc, deprecated bool, name, raw string, members []*schema.Member,
+	value func(*schema.Member) string, note []string, derives ...string) {
+	g.doc(doc, false, "")
+	if len(doc) > 0 {
 		g.P("///")
 	}
-	g.P("/// Any ", raw, " is a ", name, ": a value the schema does not declare (a newer peer's,")
-	g.P("/// say) is kept as it is; [`", name, "::name`] and [`", name, "::is_known`] tell.")
-	g.deprecated(e.Deprecated, "")
-	g.derive("Clone", "Copy", "PartialEq", "Eq", "PartialOrd", "Ord", "Hash")
+	for _, l := range note {
+		g.P("/// ", l)
+	}
+	g.deprecated(deprecated, "")
+	g.derive(derives...)
 	g.P("#[repr(transparent)]")
 	g.P("pub struct ", name, "(pub ", raw, ");")
 	g.P()
-	g.allowDeprecated(e.Deprecated, "")
+	g.allowDeprecated(deprecated, "")
 	g.P("impl ", name, " {")
-	for _, m := range e.Members {
+	for _, m := range members {
 		g.doc(m.Doc, m.Deprecated, "    ")
-		g.P("    pub const ", Ident(m.Name), ": Self = Self(", literal(m.Value), ");")
+		g.assign("    ", "pub const "+Ident(m.Name)+": Self", "Self("+value(m)+")", ";")
 	}
+}
+
+func (g *generator) enum(e *schema.Enum) {
+	name, raw := Ident(e.Name), e.Underlying.String()
+	g.newtype(e.Doc, e.Deprecated, name, raw, e.Members, func(m *schema.Member) string { return literal(m.Value) },
+		[]string{
+			"Any " + raw + " is a " + name + ": a value the schema does not declare (a newer peer's,",
+			"say) is kept as it is; [`" + name + "::name`] and [`" + name + "::is_known`] tell.",
+		}, "Clone", "Copy", "PartialEq", "Eq", "PartialOrd", "Ord", "Hash")
 	g.P()
 	g.P("    /// The schema name of the value, or `None` for a value the schema does")
 	g.P("    /// not declare.")
@@ -60,7 +73,7 @@ func (g *generator) enum(e *schema.Enum) {
 	g.fnHead("    ", "pub const fn name", []string{"self"}, "::core::option::Option<&'static str>")
 	g.P("        match self.0 {")
 	for _, m := range e.Members {
-		g.P("            ", literal(m.Value), " => ", some, "(\"", m.Name, "\"),")
+		g.arm("            ", literal(m.Value), some, `"`+m.Name+`"`)
 	}
 	g.P("            _ => ", none, ",")
 	g.P("        }")
@@ -74,13 +87,13 @@ func (g *generator) enum(e *schema.Enum) {
 	g.P("}")
 	g.P()
 	g.allowDeprecated(e.Deprecated, "")
-	g.P("impl ::core::convert::TryFrom<", raw, "> for ", name, " {")
+	g.implFor("::core::convert::TryFrom<"+raw+">", name)
 	g.P("    type Error = ::tachyon_ring::UnknownEnumValue;")
 	g.P()
 	g.P("    /// The value if the schema declares it, else an error (`", name, "(value)`")
 	g.P("    /// keeps any value).")
 	g.fnHead("    ", "fn try_from", []string{"value: " + raw}, "::core::result::Result<Self, Self::Error>")
-	g.P("        const NAME: &str = \"", qualified(e.File, e.Name), "\";")
+	g.assign("        ", "const NAME: &str", `"`+qualified(e.File, e.Name)+`"`, ";")
 	g.P("        if Self(value).is_known() {")
 	g.P("            return ", ok, "(Self(value));")
 	g.P("        }")
@@ -89,7 +102,7 @@ func (g *generator) enum(e *schema.Enum) {
 	g.P("}")
 	g.P()
 	g.allowDeprecated(e.Deprecated, "")
-	g.P("impl ::core::convert::From<", name, "> for ", raw, " {")
+	g.implFor("::core::convert::From<"+name+">", raw)
 	g.fnHead("    ", "fn from", []string{"value: " + name}, "Self")
 	g.P("        value.0")
 	g.P("    }")
@@ -112,27 +125,11 @@ func (g *generator) flags(fl *schema.Flags) {
 		mask.SetBit(mask, int(m.Value.Int64()), 1)
 	}
 	all := "0x" + mask.Text(16)
-	g.doc(fl.Doc, false, "")
-	if len(fl.Doc) > 0 {
-		g.P("///")
-	}
-	g.P("/// A set of bits: any ", raw, " is a ", name, ", bits the schema does not declare")
-	g.P("/// included (they are kept; [`", name, "::all`] holds the declared ones).")
-	g.deprecated(fl.Deprecated, "")
-	g.derive("Clone", "Copy", "PartialEq", "Eq", "Hash", "Default")
-	g.P("#[repr(transparent)]")
-	g.P("pub struct ", name, "(pub ", raw, ");")
-	g.P()
-	g.allowDeprecated(fl.Deprecated, "")
-	g.P("impl ", name, " {")
-	for _, m := range fl.Members {
-		g.doc(m.Doc, m.Deprecated, "    ")
-		bit := "1"
-		if m.Value.Sign() != 0 {
-			bit = "1 << " + m.Value.String()
-		}
-		g.P("    pub const ", Ident(m.Name), ": Self = Self(", bit, ");")
-	}
+	g.newtype(fl.Doc, fl.Deprecated, name, raw, fl.Members, func(m *schema.Member) string { return bitExpr(m, false) },
+		[]string{
+			"A set of bits: any " + raw + " is a " + name + ", bits the schema does not declare",
+			"included (they are kept; [`" + name + "::all`] holds the declared ones).",
+		}, "Clone", "Copy", "PartialEq", "Eq", "Hash", "Default")
 	// method prints one method: its doc line, #[must_use] unless it mutates,
 	// its signature and its body lines.
 	method := func(doc, sig, ret string, body ...string) {
@@ -184,7 +181,7 @@ func (g *generator) flags(fl *schema.Flags) {
 	} {
 		g.P()
 		g.allowDeprecated(fl.Deprecated, "")
-		g.P("impl ::core::ops::", op.trait, " for ", name, " {")
+		g.implFor("::core::ops::"+op.trait, name)
 		g.P("    type Output = Self;")
 		g.P()
 		g.P("    fn ", op.fn, "(self, other: Self) -> Self {")
@@ -193,7 +190,7 @@ func (g *generator) flags(fl *schema.Flags) {
 		g.P("}")
 		g.P()
 		g.allowDeprecated(fl.Deprecated, "")
-		g.P("impl ::core::ops::", op.trait, "Assign for ", name, " {")
+		g.implFor("::core::ops::"+op.trait+"Assign", name)
 		g.P("    fn ", op.fn, "_assign(&mut self, other: Self) {")
 		g.P("        *self = self.", op.method, "(other);")
 		g.P("    }")
@@ -201,7 +198,7 @@ func (g *generator) flags(fl *schema.Flags) {
 	}
 	g.P()
 	g.allowDeprecated(fl.Deprecated, "")
-	g.P("impl ::core::ops::Not for ", name, " {")
+	g.implFor("::core::ops::Not", name)
 	g.P("    type Output = Self;")
 	g.P()
 	g.P("    /// The declared bits not set in `self` (see [`", name, "::complement`]).")
@@ -212,16 +209,15 @@ func (g *generator) flags(fl *schema.Flags) {
 	g.fmtImpl("Display", name, fl.Deprecated, func() {
 		g.P("        // The set bits by schema name, joined by \" | \"; undeclared bits in hex;")
 		g.P("        // no bit as 0x0.")
-		g.P("        let mut rest = self.0;")
 		g.P("        let mut sep = \"\";")
 		for _, m := range fl.Members {
-			g.P("        if self.contains(Self::", Ident(m.Name), ") {")
+			g.P("        if self.0 & ", bitExpr(m, true), " != 0 {")
 			g.P("            f.write_str(sep)?;")
-			g.P("            f.write_str(\"", m.Name, "\")?;")
-			g.P("            rest &= !Self::", Ident(m.Name), ".0;")
+			g.call("            ", "f.write_str", []string{`"` + m.Name + `"`}, "?;")
 			g.P("            sep = \" | \";")
 			g.P("        }")
 		}
+		g.P("        let rest = self.0 & !Self::all().0;")
 		g.P("        if rest != 0 || sep.is_empty() {")
 		g.P("            ::core::write!(f, \"{sep}{rest:#x}\")?;")
 		g.P("        }")
@@ -230,6 +226,18 @@ func (g *generator) flags(fl *schema.Flags) {
 	g.fmtImpl("Debug", name, fl.Deprecated, func() {
 		g.call("        ", "::core::write!", []string{"f", fmt.Sprintf(`"%s({self})"`, fl.Name)}, "")
 	})
+}
+
+// bitExpr is the value of flag bit m: 1, or 1 << n (parenthesized in an
+// expression).
+func bitExpr(m *schema.Member, paren bool) string {
+	switch {
+	case m.Value.Sign() == 0:
+		return "1"
+	case paren:
+		return "(1 << " + m.Value.String() + ")"
+	}
+	return "1 << " + m.Value.String()
 }
 
 // usesDeprecated reports whether the items generated for s name a
@@ -286,7 +294,7 @@ func (g *generator) structure(s *schema.Struct) {
 		}
 		f := sl.Field
 		g.doc(f.Doc, f.Deprecated, "    ")
-		g.P("    pub ", names.fields[f], ": ", g.typeName(f.Type), ",")
+		g.split("    ", "pub "+names.fields[f], ":", " ", g.typeName(f.Type), ",")
 	}
 	g.P("}")
 
@@ -295,7 +303,7 @@ func (g *generator) structure(s *schema.Struct) {
 	g.P("impl ", name, " {")
 	if s.IsMessage {
 		g.P("    /// The schema name, package.Name.")
-		g.P("    pub const NAME: &str = \"", qualified(s.File, s.Name), "\";")
+		g.assign("    ", "pub const NAME: &str", `"`+qualified(s.File, s.Name)+`"`, ";")
 		g.P("    /// The schema type id (`@id`).")
 		g.P("    pub const TYPE_ID: u32 = ", s.ID, ";")
 		g.P("    /// The layout fingerprint: rings refuse peers whose fingerprint differs.")
@@ -310,7 +318,7 @@ func (g *generator) structure(s *schema.Struct) {
 
 	g.P()
 	g.allowDeprecated(dep, "")
-	g.P("impl ::core::default::Default for ", name, " {")
+	g.implFor("::core::default::Default", name)
 	g.P("    /// All zeros, padding included (an enum's zero need not be a declared value).")
 	g.P("    fn default() -> Self {")
 	g.P("        ::tachyon_ring::zerocopy::FromZeros::new_zeroed()")
@@ -319,12 +327,12 @@ func (g *generator) structure(s *schema.Struct) {
 
 	g.fmtImpl("Debug", name, dep, func() {
 		g.P("        // Padding is left out; text shows up to its first NUL, escaped.")
-		g.call("        ", "let mut out = f.debug_struct", []string{`"` + s.Name + `"`}, ";")
+		g.assign("        ", "let mut out", `f.debug_struct("`+s.Name+`")`, ";")
 		for _, f := range s.Fields {
 			value := "&self." + names.fields[f]
 			if f.Type.IsText() {
-				g.P("        let text = self.", names.helpers[f].bytes, "().escape_ascii();")
-				value = `&::core::format_args!("\"{text}\"")`
+				g.assign("        ", "let text", "self."+names.helpers[f].bytes+"()", ";")
+				value = `&::core::format_args!("\"{}\"", text.escape_ascii())`
 			}
 			g.call("        ", "out.field", []string{`"` + f.Name + `"`, value}, ";")
 		}
@@ -334,7 +342,7 @@ func (g *generator) structure(s *schema.Struct) {
 	if s.IsMessage {
 		g.P()
 		g.allowDeprecated(dep, "")
-		g.P("impl ::tachyon_ring::Message for ", name, " {")
+		g.implFor("::tachyon_ring::Message", name)
 		g.P("    const NAME: &'static str = Self::NAME;")
 		g.P("    const TYPE_ID: u32 = Self::TYPE_ID;")
 		g.P("    const FINGERPRINT: u64 = Self::FINGERPRINT;")
@@ -376,13 +384,13 @@ func (g *generator) textHelpers(s *schema.Struct, names *memberNames) {
 		g.P()
 		g.P("    /// `", f.Name, "` up to its first NUL, as UTF-8.")
 		g.fnHead("    ", "pub fn "+h.str, []string{"&self"}, "::core::result::Result<&str, ::core::str::Utf8Error>")
-		g.P("        ::core::str::from_utf8(self.", h.bytes, "())")
+		g.call("        ", "::core::str::from_utf8", []string{"self." + h.bytes + "()"}, "")
 		g.P("    }")
 		g.P()
 		g.P("    /// Stores `text` in `", f.Name, "`: truncated to ", n, " bytes, NUL padded.")
 		g.fnHead("    ", "pub fn "+h.set, []string{"&mut self", "text: impl ::core::convert::AsRef<[u8]>"}, "")
 		g.P("        let text = ::core::convert::AsRef::<[u8]>::as_ref(&text);")
-		g.P("        let dst = &mut self.", field, ";")
+		g.assign("        ", "let dst", "&mut self."+field, ";")
 		g.P("        let n = text.len().min(", n, ");")
 		g.P("        dst[..n].copy_from_slice(&text[..n]);")
 		g.P("        dst[n..].fill(0);")

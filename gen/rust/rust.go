@@ -135,13 +135,60 @@ func callLines(indent, callee string, args []string, end string) []string {
 	return append(lines, indent+")"+end)
 }
 
+// assign prints `lhs = rhs;`-like lines (a const or let with a value that
+// cannot be broken) as rustfmt does: on one line if it fits, else the value
+// on the next line, indented once more.
+func (g *generator) assign(indent, lhs, rhs, end string) { g.split(indent, lhs, " =", " ", rhs, end) }
+
+// split prints head+sep+space+tail+end on one line if it fits, else head+sep
+// and, on the next line indented once more, tail+end: rustfmt's layout of a
+// binding or a struct field (`pub name: Type,`) too wide for one line.
+func (g *generator) split(indent, head, sep, space, tail, end string) {
+	if len(indent)+len(head)+len(sep)+len(space)+len(tail)+len(end) <= maxWidth {
+		g.P(indent, head, sep, space, tail, end)
+		return
+	}
+	g.P(indent, head, sep)
+	g.P(indent, "    ", tail, end)
+}
+
+// arm prints a match arm `pattern => callee(arg),` as rustfmt does: on one
+// line if it fits, else the body in a block on its own line, else the call
+// broken over lines.
+func (g *generator) arm(indent, pattern, callee, arg string) {
+	body := callee + "(" + arg + ")"
+	switch {
+	case len(indent)+len(pattern)+4+len(body)+1 <= maxWidth:
+		g.P(indent, pattern, " => ", body, ",")
+	case len(indent)+4+len(body) <= maxWidth:
+		g.P(indent, pattern, " => {")
+		g.P(indent, "    ", body)
+		g.P(indent, "}")
+	default:
+		g.call(indent, pattern+" => "+callee, []string{arg}, ",")
+	}
+}
+
+// implFor prints the head of `impl trait for ty {`: on one line if it fits,
+// else rustfmt's three lines.
+func (g *generator) implFor(trait, ty string) {
+	if len("impl ")+len(trait)+len(" for ")+len(ty)+2 <= maxWidth {
+		g.P("impl ", trait, " for ", ty, " {")
+		return
+	}
+	g.P("impl ", trait)
+	g.P("    for ", ty)
+	g.P("{")
+}
+
 // assertEq prints `assert!(callee(args...) == want);` as rustfmt does: on
 // one line if it fits, else the comparison on its own line inside the
 // assert!, the call laid out by callLines.
 func (g *generator) assertEq(indent, callee string, args []string, want int) {
 	cmp := fmt.Sprintf(" == %d", want)
-	one := indent + "assert!(" + callee + "(" + strings.Join(args, ", ") + ")" + cmp + ");"
-	if len(one) <= maxWidth {
+	inner := strings.Join(args, ", ")
+	one := indent + "assert!(" + callee + "(" + inner + ")" + cmp + ");"
+	if len(one) <= maxWidth && (len(args) <= 1 || len(inner) <= callWidth) {
 		g.P(one)
 		return
 	}

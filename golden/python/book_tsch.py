@@ -90,8 +90,8 @@ def _decode_batch(record: type[Any], buffer: ReadableBuffer) -> npt.NDArray[np.v
 
 
 def _text(raw: bytes) -> bytes:
-    """Fixed text as stored, without its trailing NUL padding."""
-    return raw.rstrip(b"\0")
+    """Fixed text up to its first NUL, as Go and C++ read it (the C-string rule)."""
+    return raw.partition(b"\0")[0]
 
 
 def _flat(value: Sequence[Any], shape: tuple[int, ...], name: str) -> list[Any]:
@@ -170,19 +170,23 @@ class Trade:
     late: bool  # offset 13, bool
     """Set when the trade was reported late."""
 
-    @_lazy_dtype
-    def DTYPE(cls) -> np.dtype[np.void]:
+    if TYPE_CHECKING:
+        DTYPE: ClassVar[np.dtype[np.void]]
         """The NumPy structured dtype of Trade, built on first access."""
-        import numpy as np
+    else:
 
-        return np.dtype(
-            {
-                "names": ["price", "qty", "aggressor", "late"],
-                "formats": ["<i8", "<u4", "u1", "?"],
-                "offsets": [0, 8, 12, 13],
-                "itemsize": 16,
-            }
-        )
+        @_lazy_dtype
+        def DTYPE(cls) -> np.dtype[np.void]:
+            import numpy as np
+
+            return np.dtype(
+                {
+                    "names": ["price", "qty", "aggressor", "late"],
+                    "formats": ["<i8", "<u4", "u1", "?"],
+                    "offsets": [0, 8, 12, 13],
+                    "itemsize": 16,
+                }
+            )
 
     @classmethod
     def unpack(cls, buffer: ReadableBuffer) -> Trade:
@@ -259,27 +263,33 @@ class Book:
     Deprecated: marked @deprecated in the schema.
     """
 
-    @_lazy_dtype
-    def DTYPE(cls) -> np.dtype[np.void]:
+    if TYPE_CHECKING:
+        DTYPE: ClassVar[np.dtype[np.void]]
         """The NumPy structured dtype of Book, built on first access."""
-        import numpy as np
+    else:
 
-        return np.dtype(
-            {
-                "names": ["seq", "bids", "asks", "venue", "caps", "status", "legacy"],
-                "formats": [
-                    "<u8",
-                    (Level.DTYPE, (5,)),
-                    (Level.DTYPE, (5,)),
-                    "S8",
-                    "<u4",
-                    "<i2",
-                    "<u4",
-                ],
-                "offsets": [0, 8, 88, 168, 176, 180, 184],
-                "itemsize": 192,
-            }
-        )
+        @_lazy_dtype
+        def DTYPE(cls) -> np.dtype[np.void]:
+            import numpy as np
+
+            return np.dtype(
+                {
+                    "names": [
+                        "seq", "bids", "asks", "venue", "caps", "status", "legacy"
+                    ],
+                    "formats": [
+                        "<u8",
+                        (Level.DTYPE, (5,)),
+                        (Level.DTYPE, (5,)),
+                        "S8",
+                        "<u4",
+                        "<i2",
+                        "<u4",
+                    ],
+                    "offsets": [0, 8, 88, 168, 176, 180, 184],
+                    "itemsize": 192,
+                }
+            )
 
     @classmethod
     def unpack(cls, buffer: ReadableBuffer) -> Book:
@@ -361,39 +371,43 @@ class Tape:
     message: int  # offset 452, u16
     ratio: float  # offset 456, f64
 
-    @_lazy_dtype
-    def DTYPE(cls) -> np.dtype[np.void]:
+    if TYPE_CHECKING:
+        DTYPE: ClassVar[np.dtype[np.void]]
         """The NumPy structured dtype of Tape, built on first access."""
-        import numpy as np
+    else:
 
-        return np.dtype(
-            {
-                "names": [
-                    "seq",
-                    "trades",
-                    "heat",
-                    "book",
-                    "type",
-                    "class",
-                    "flags",
-                    "message",
-                    "ratio",
-                ],
-                "formats": [
-                    "<u8",
-                    (Trade.DTYPE, (4,)),
-                    ("<f4", (4, 8)),
-                    Book.DTYPE,
-                    "u1",
-                    "i1",
-                    "<u2",
-                    "<u2",
-                    "<f8",
-                ],
-                "offsets": [0, 8, 72, 256, 448, 449, 450, 452, 456],
-                "itemsize": 512,
-            }
-        )
+        @_lazy_dtype
+        def DTYPE(cls) -> np.dtype[np.void]:
+            import numpy as np
+
+            return np.dtype(
+                {
+                    "names": [
+                        "seq",
+                        "trades",
+                        "heat",
+                        "book",
+                        "type",
+                        "class",
+                        "flags",
+                        "message",
+                        "ratio",
+                    ],
+                    "formats": [
+                        "<u8",
+                        (Trade.DTYPE, (4,)),
+                        ("<f4", (4, 8)),
+                        Book.DTYPE,
+                        "u1",
+                        "i1",
+                        "<u2",
+                        "<u2",
+                        "<f8",
+                    ],
+                    "offsets": [0, 8, 72, 256, 448, 449, 450, 452, 456],
+                    "itemsize": 512,
+                }
+            )
 
     @classmethod
     def unpack(cls, buffer: ReadableBuffer) -> Tape:

@@ -129,19 +129,23 @@ class Level:
     """Resting quantity."""
     side: Side  # offset 12, Side
 
-    @_lazy_dtype
-    def DTYPE(cls) -> np.dtype[np.void]:
+    if TYPE_CHECKING:
+        DTYPE: ClassVar[np.dtype[np.void]]
         """The NumPy structured dtype of Level, built on first access."""
-        import numpy as np
+    else:
 
-        return np.dtype(
-            {
-                "names": ["price", "qty", "side"],
-                "formats": ["<i8", "<u4", "u1"],
-                "offsets": [0, 8, 12],
-                "itemsize": 16,
-            }
-        )
+        @_lazy_dtype
+        def DTYPE(cls) -> np.dtype[np.void]:
+            import numpy as np
+
+            return np.dtype(
+                {
+                    "names": ["price", "qty", "side"],
+                    "formats": ["<i8", "<u4", "u1"],
+                    "offsets": [0, 8, 12],
+                    "itemsize": 16,
+                }
+            )
 
     @classmethod
     def unpack(cls, buffer: ReadableBuffer) -> Level:

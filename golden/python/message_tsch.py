@@ -109,19 +109,23 @@ class Message:
     payload: tuple[int, ...]  # offset 16, [48]u8
     """Opaque application bytes."""
 
-    @_lazy_dtype
-    def DTYPE(cls) -> np.dtype[np.void]:
+    if TYPE_CHECKING:
+        DTYPE: ClassVar[np.dtype[np.void]]
         """The NumPy structured dtype of Message, built on first access."""
-        import numpy as np
+    else:
 
-        return np.dtype(
-            {
-                "names": ["seq", "timestamp_ns", "payload"],
-                "formats": ["<u8", "<u8", ("u1", (48,))],
-                "offsets": [0, 8, 16],
-                "itemsize": 64,
-            }
-        )
+        @_lazy_dtype
+        def DTYPE(cls) -> np.dtype[np.void]:
+            import numpy as np
+
+            return np.dtype(
+                {
+                    "names": ["seq", "timestamp_ns", "payload"],
+                    "formats": ["<u8", "<u8", ("u1", (48,))],
+                    "offsets": [0, 8, 16],
+                    "itemsize": 64,
+                }
+            )
 
     @classmethod
     def unpack(cls, buffer: ReadableBuffer) -> Message:

@@ -304,26 +304,23 @@ impl ::core::fmt::Display for Caps {
     fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
         // The set bits by schema name, joined by " | "; undeclared bits in hex;
         // no bit as 0x0.
-        let mut rest = self.0;
         let mut sep = "";
-        if self.contains(Self::SNAPSHOT) {
+        if self.0 & 1 != 0 {
             f.write_str(sep)?;
             f.write_str("SNAPSHOT")?;
-            rest &= !Self::SNAPSHOT.0;
             sep = " | ";
         }
-        if self.contains(Self::LAST) {
+        if self.0 & (1 << 1) != 0 {
             f.write_str(sep)?;
             f.write_str("LAST")?;
-            rest &= !Self::LAST.0;
             sep = " | ";
         }
-        if self.contains(Self::IMPLIED) {
+        if self.0 & (1 << 31) != 0 {
             f.write_str(sep)?;
             f.write_str("IMPLIED")?;
-            rest &= !Self::IMPLIED.0;
             sep = " | ";
         }
+        let rest = self.0 & !Self::all().0;
         if rest != 0 || sep.is_empty() {
             ::core::write!(f, "{sep}{rest:#x}")?;
         }
@@ -484,8 +481,11 @@ impl ::core::fmt::Debug for Book {
         out.field("seq", &self.seq);
         out.field("bids", &self.bids);
         out.field("asks", &self.asks);
-        let text = self.venue_bytes().escape_ascii();
-        out.field("venue", &::core::format_args!("\"{text}\""));
+        let text = self.venue_bytes();
+        out.field(
+            "venue",
+            &::core::format_args!("\"{}\"", text.escape_ascii()),
+        );
         out.field("caps", &self.caps);
         out.field("status", &self.status);
         out.field("legacy", &self.legacy);

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/tachyon-io/tachyon/schema"
+	"github.com/tachyon-io/tachyon/schema/schematest"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -27,18 +28,32 @@ type Backend struct {
 	Check func(t *testing.T, f *schema.File, got []byte)
 }
 
-// Run checks every example in ../../examples against b's golden files.
+// Run checks every example in ../../examples against b's golden files in
+// b.Dir, and the corner-case schema (schematest.CornersFile) against
+// golden/corners/<base of b.Dir>.
 func Run(t *testing.T, b Backend) {
 	examples, err := filepath.Glob("../../examples/*.tsch")
 	require.NoError(t, err)
 	require.NotEmpty(t, examples)
 	s, err := schema.Load(examples...)
 	require.NoError(t, err)
-	for _, f := range s.All {
+	corners, err := schema.Load(filepath.Join("../../schema/schematest", schematest.CornersFile))
+	require.NoError(t, err)
+	cornersDir := filepath.Join(filepath.Dir(b.Dir), "corners", filepath.Base(b.Dir))
+	for _, set := range []struct {
+		dir   string
+		files []*schema.File
+	}{{b.Dir, s.All}, {cornersDir, corners.All}} {
+		run(t, b, set.dir, set.files)
+	}
+}
+
+func run(t *testing.T, b Backend, dir string, files []*schema.File) {
+	for _, f := range files {
 		t.Run(f.Stem(), func(t *testing.T) {
 			got, err := b.Generate(f)
 			require.NoError(t, err)
-			path := filepath.Join(b.Dir, b.FileName(f))
+			path := filepath.Join(dir, b.FileName(f))
 			if *update {
 				require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
 				require.NoError(t, os.WriteFile(path, got, 0o644))

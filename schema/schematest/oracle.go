@@ -66,6 +66,26 @@ func COracle(files []*schema.File) string {
 	return b.String()
 }
 
+// GoCodecTable renders the parts of a Go oracle program over the Go
+// backend's code, in a module named oracle with one package per schema
+// package: the import lines of files' packages, and one table entry per
+// struct of structs, {"package.Name", size, func() codec { return
+// new(package.Name) }}.
+func GoCodecTable(files []*schema.File, structs []*schema.Struct) (imports, entries string) {
+	var imp, ent strings.Builder
+	seen := map[string]bool{}
+	for _, f := range files {
+		if !seen[f.Package] {
+			seen[f.Package] = true
+			fmt.Fprintf(&imp, "\t%q\n", "oracle/"+f.Package)
+		}
+	}
+	for _, s := range structs {
+		fmt.Fprintf(&ent, "\t{%q, %d, func() codec { return new(%s.%s) }},\n", s.File.Package+"."+s.Name, s.Size, s.File.Package, s.Name)
+	}
+	return imp.String(), ent.String()
+}
+
 func cName(s *schema.Struct) string { return s.File.Package + "_" + s.Name }
 
 func cType(t *schema.Type) string {

@@ -6,6 +6,7 @@ package schematest
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 )
 
@@ -30,6 +31,26 @@ var hostileNames = []string{
 	"interface", "error", "any", "nil", "uint8", "byte", "rune",
 	"bool", "char", "double", "long", "short", "static", "void", "volatile",
 	"unpack_from", "pack_into", "decode_batch", "reset",
+	// What the generators add: Go methods and locals, C++ helpers, Python
+	// module imports and method parameters.
+	"append_binary", "unmarshal_binary", "tachyon_fingerprint", "tachyon_type_id",
+	"tachyon_size", "tachyon_align", "put", "get", "off", "to_string", "has",
+	"np", "npt", "enum", "dataclass", "annotations", "buffer", "offset", "values",
+}
+
+// hostileTypeNames are PascalCase declaration names that the Python module
+// imports or that are C++ macros.
+var hostileTypeNames = []string{
+	"Any", "ClassVar", "Final", "Callable", "Sequence", "ReadableBuffer",
+	"WriteableBuffer", "NULL", "EOF", "BUFSIZ",
+}
+
+// Integer ranges as IDL literals, for enum members at the extremes.
+var intRange = map[string][2]string{
+	"u8": {"0", "255"}, "u16": {"0", "65535"}, "u32": {"0", "4294967295"},
+	"u64": {"0", "18446744073709551615"},
+	"i8":  {"-128", "127"}, "i16": {"-32768", "32767"}, "i32": {"-2147483648", "2147483647"},
+	"i64": {"-9223372036854775808", "9223372036854775807"},
 }
 
 type typeInfo struct {
@@ -64,12 +85,31 @@ func Random(rng *rand.Rand, opt Options) string {
 	fmt.Fprintf(&b, "const N%d: u32 = %d;\n\n", 0, 1+rng.IntN(4))
 	consts := []string{"N0"}
 
+	// generated holds Go names the generator adds at package level (enum
+	// members, per-message constants): a struct named like one tests the
+	// backends' escaping.
+	var generated []string
+	declared := map[string]bool{}
 	for i := range 1 + rng.IntN(2) {
 		u := ints[rng.IntN(len(ints))]
 		name := fmt.Sprintf("E%d", i)
+		declared[name] = true
 		fmt.Fprintf(&b, "/// Enum %s.\nenum %s: %s {\n", name, name, u.name)
-		for j := range 1 + rng.IntN(4) {
-			fmt.Fprintf(&b, "    V%d = %d;\n", j, j)
+		values := []string{}
+		if rng.IntN(3) == 0 { // the extremes of the type, and zero
+			r := intRange[u.name]
+			values = append(values, r[0], r[1])
+			if r[0] != "0" {
+				values = append(values, "0")
+			}
+		} else {
+			for j := range 1 + rng.IntN(4) {
+				values = append(values, fmt.Sprint(j))
+			}
+		}
+		for j, v := range values {
+			fmt.Fprintf(&b, "    V%d = %s;\n", j, v)
+			generated = append(generated, fmt.Sprintf("%sV%d", name, j))
 		}
 		b.WriteString("}\n\n")
 		types = append(types, typeInfo{name, u.align, u.size})
@@ -77,22 +117,50 @@ func Random(rng *rand.Rand, opt Options) string {
 	for i := range rng.IntN(2) + 1 {
 		u := unsigned[rng.IntN(len(unsigned))]
 		name := fmt.Sprintf("F%d", i)
+		declared[name] = true
 		fmt.Fprintf(&b, "flags %s: %s {\n", name, u.name)
-		for j, bit := range rng.Perm(u.size * 8)[:1+rng.IntN(3)] {
+		bits := rng.Perm(u.size * 8)
+		if rng.IntN(3) == 0 { // the top bit first
+			top := slices.Index(bits, u.size*8-1)
+			bits[0], bits[top] = bits[top], bits[0]
+		}
+		bits = bits[:1+rng.IntN(3)]
+		for j, bit := range bits {
 			fmt.Fprintf(&b, "    B%d = %d;\n", j, bit)
 		}
 		b.WriteString("}\n\n")
 		types = append(types, typeInfo{name, u.align, u.size})
 	}
 
-	id := 1
+	id, topID := 1, uint32(4294967295)
 	for i := range opt.Structs {
 		isMsg := rng.IntN(2) == 0 || i == opt.Structs-1
 		name := fmt.Sprintf("S%d", i)
 		if isMsg {
 			name = fmt.Sprintf("M%d", i)
+		} else if rng.IntN(5) == 0 {
+			// A struct named like a generated name or a Python import.
+			pick := hostileTypeNames[rng.IntN(len(hostileTypeNames))]
+			if len(generated) > 0 && rng.IntN(2) == 0 {
+				pick = generated[rng.IntN(len(generated))]
+			}
+			if !declared[pick] {
+				name = pick
+			}
 		}
+		declared[name] = true
 		nf := 1 + rng.IntN(opt.MaxField)
+		// Some structs are made of one-byte fields only, which the Go
+		// backend marshals without encoding/binary.
+		candidates := types
+		if rng.IntN(6) == 0 {
+			candidates = nil
+			for _, t := range types {
+				if t.size == 1 {
+					candidates = append(candidates, t)
+				}
+			}
+		}
 		used := map[string]bool{}
 		var fields []string
 		align, size := 1, 0
@@ -104,7 +172,7 @@ func Random(rng *rand.Rand, opt Options) string {
 				}
 			}
 			used[fname] = true
-			t := types[rng.IntN(len(types))]
+			t := candidates[rng.IntN(len(candidates))]
 			spelled := t.name
 			count := 1
 			switch rng.IntN(6) {
@@ -125,15 +193,34 @@ func Random(rng *rand.Rand, opt Options) string {
 				n := 1 + rng.IntN(16)
 				spelled = fmt.Sprintf("[%d]char", n)
 				t, count = prims[1], n
+				// A field named like one of the text helpers of this one.
+				helper := []string{fname + "_string", "set_" + fname, fname + "_view"}[rng.IntN(3)]
+				if rng.IntN(3) == 0 && !used[helper] && j+1 < nf {
+					used[helper] = true
+					fields = append(fields, fmt.Sprintf("    %s: %s;", fname, spelled), fmt.Sprintf("    %s: u8;", helper))
+					size = (size+t.align-1)/t.align*t.align + t.size*count + 1
+					continue
+				}
 			}
 			size = (size+t.align-1)/t.align*t.align + t.size*count
 			align = max(align, t.align)
 			fields = append(fields, fmt.Sprintf("    %s: %s;", fname, spelled))
 		}
+		if isMsg && rng.IntN(80) == 0 {
+			// Just under the 1 MiB limit once aligned: a leaf message.
+			fields = []string{"    seq: u64;", fmt.Sprintf("    blob: [%d]u8;", 1<<20-8-rng.IntN(8))}
+			align, size = 8, 1<<20
+		}
 		attrs := ""
 		if isMsg {
-			attrs += fmt.Sprintf("@id(%d) ", id)
-			id++
+			if rng.IntN(4) == 0 { // the largest ids
+				attrs += fmt.Sprintf("@id(%d) ", topID)
+				topID--
+			} else {
+				attrs += fmt.Sprintf("@id(%d) ", id)
+				id++
+			}
+			generated = append(generated, name+"Size", name+"Align", name+"TypeID", name+"Fingerprint")
 		}
 		if rng.IntN(5) == 0 {
 			a := []int{8, 16, 32, 64}[rng.IntN(4)]

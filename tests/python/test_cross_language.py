@@ -83,12 +83,20 @@ func main() {
 	}
 }
 
-// fill sets every field of v to a random value; floats stay finite.
+// fill sets every field of v to a random value; floats stay finite. A
+// [N]char field (one with a generated <Field>String method) gets text: up
+// to N non-NUL bytes, NUL padded, which every language reads the same.
 func fill(v reflect.Value, rng *rand.Rand) {
 	switch v.Kind() {
 	case reflect.Struct:
 		for i := range v.NumField() {
-			if v.Type().Field(i).Name != "_" {
+			name := v.Type().Field(i).Name
+			if _, text := reflect.PointerTo(v.Type()).MethodByName(name + "String"); text {
+				b := v.Field(i)
+				for j := range rng.IntN(b.Len() + 1) {
+					b.Index(j).SetUint(1 + rng.Uint64N(255))
+				}
+			} else if name != "_" {
 				fill(v.Field(i), rng)
 			}
 		}
@@ -229,3 +237,79 @@ def _find(examples: Generated, name: str) -> type:
     return cls
 
 
+
+
+TEXT_GO = """package main
+
+import (
+	"fmt"
+	"os"
+
+	"xlang/market"
+)
+
+func main() {
+	wire, err := os.ReadFile(os.Args[1])
+	if err != nil {
+		panic(err)
+	}
+	var book market.Book
+	if err := book.UnmarshalBinary(wire); err != nil {
+		panic(err)
+	}
+	fmt.Print(book.VenueString())
+}
+"""
+
+TEXT_CPP = """#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+
+#include "book.tsch.hpp"
+
+int main(int, char** argv) {
+    std::ifstream in(argv[1], std::ios::binary);
+    const std::string wire{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+    market::Book book{};
+    if (wire.size() != sizeof book) return 1;
+    std::memcpy(&book, wire.data(), sizeof book);
+    const auto venue = book.venue_view();
+    std::fwrite(venue.data(), 1, venue.size(), stdout);
+    return 0;
+}
+"""
+
+
+def test_text_is_read_up_to_the_first_nul_in_every_language(
+    examples: Generated, go_peer: Path, tachyon_gen: Path, tmp_path: Path
+) -> None:
+    """One rule for [N]char (docs/IDL.md): the text ends at the first NUL.
+
+    The same bytes, b"ab\\0cd" NUL padded, read through Go's VenueString,
+    C++'s venue_view and the Python record.
+    """
+    layout = next(iter(examples.layouts.values()))
+    book = _find(examples, "Book")
+    venue = next(f for f in layout.structs["Book"]["fields"] if f["name"] == "venue")
+    wire = bytearray(book.SIZE)
+    raw = b"ab\0cd"
+    wire[venue["offset"] : venue["offset"] + len(raw)] = raw
+    path = tmp_path / "book.bin"
+    path.write_bytes(wire)
+
+    mod = go_peer.parent
+    (mod / "textpeer").mkdir(exist_ok=True)
+    (mod / "textpeer" / "main.go").write_text(TEXT_GO)
+    go("build", "-o", str(tmp_path / "textpeer"), "./textpeer", cwd=mod)
+    from_go = run(tmp_path / "textpeer", path)
+
+    cpp = tmp_path / "cpp"
+    run(tachyon_gen, "generate", "--cpp-out", cpp, *EXAMPLES)
+    (cpp / "main.cpp").write_text(TEXT_CPP)
+    run("g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", "-I", cpp, cpp / "main.cpp", "-o", cpp / "textpeer")
+    from_cpp = run(cpp / "textpeer", path)
+
+    from_python = book.unpack(bytes(wire)).venue
+    assert (from_go, from_cpp, from_python) == ("ab", "ab", b"ab")

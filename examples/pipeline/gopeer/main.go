@@ -41,7 +41,7 @@ func main() {
 	timeout := fs.Float64("timeout-s", 30, "give up after this many seconds")
 	ping := fs.String("ping", "", "ring to echo from (echo)")
 	pong := fs.String("pong", "", "ring to echo to, created (echo)")
-	cpu := fs.Int("pin", -1, "pin to this CPU (echo)")
+	cpu := fs.Int("pin", -1, "pin the publishing, receiving or echoing thread to this CPU")
 	sealed := fs.String("sealed", "", "sealed mode: serve the ring (pub) or dial it (sub) on the Unix socket at this path")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
@@ -82,9 +82,9 @@ func main() {
 			os.Exit(2)
 		}
 		summary, err = publish(*name, *sealed, *count, ring.Options{Capacity: *capacity, MaxSubscribers: *maxSubs,
-			Policy: p, Batch: *batch, Timeout: limit}, *waitSubs, limit, *hangMidClaim)
+			Policy: p, Batch: *batch, Timeout: limit}, *waitSubs, limit, *hangMidClaim, *cpu)
 	} else {
-		summary, err = subscribe(*name, *sealed, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit, *latency)
+		summary, err = subscribe(*name, *sealed, *count, *maxLag, time.Duration(*slowUs)*time.Microsecond, limit, *latency, *cpu)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gopeer:", err)
@@ -125,6 +125,17 @@ func fill(m *market.Message, seq uint64, now *uint64) {
 
 func intact(m *market.Message) bool { return m.Payload == patterns[byte(m.Seq*131)] }
 
+// pin locks the calling goroutine to its thread and, for cpu >= 0 on a
+// machine with two or more CPUs, the thread to cpu (modulo the CPU count).
+func pin(cpu int) {
+	runtime.LockOSThread()
+	if cpu >= 0 && runtime.NumCPU() > 1 {
+		var set unix.CPUSet
+		set.Set(cpu % runtime.NumCPU())
+		_ = unix.SchedSetaffinity(0, &set)
+	}
+}
+
 // create makes the ring: named, or sealed and served on the Unix socket at
 // sockPath until stop is called.
 func create(name, sockPath string, opts ring.Options) (pub *ring.Publisher[market.Message], stop func(), err error) {
@@ -151,7 +162,7 @@ func create(name, sockPath string, opts ring.Options) (pub *ring.Publisher[marke
 	return pub, func() { _ = ln.Close(); <-served }, nil
 }
 
-func publish(name, sockPath string, count int64, opts ring.Options, waitSubs int, limit time.Duration, hangMidClaim bool) (map[string]any, error) {
+func publish(name, sockPath string, count int64, opts ring.Options, waitSubs int, limit time.Duration, hangMidClaim bool, cpu int) (map[string]any, error) {
 	pub, stop, err := create(name, sockPath, opts)
 	if err != nil {
 		return nil, err
@@ -164,6 +175,9 @@ func publish(name, sockPath string, count int64, opts ring.Options, waitSubs int
 	// (ABI.md §8.4, "Registered").
 	if err := pub.WaitSubscribers(ctx, waitSubs); err != nil {
 		return nil, err
+	}
+	if cpu >= 0 {
+		pin(cpu)
 	}
 	start := time.Now()
 	var now uint64
@@ -223,12 +237,7 @@ func attach(name, sockPath string, opts ring.SubscribeOptions, deadline time.Tim
 // echo republishes every message of ping on pong until ping's publisher
 // closes: the far end of a round-trip measurement.
 func echo(ping, pong string, cpu int, limit time.Duration) (map[string]any, error) {
-	runtime.LockOSThread()
-	if cpu >= 0 && runtime.NumCPU() > 1 {
-		var set unix.CPUSet
-		set.Set(cpu % runtime.NumCPU())
-		_ = unix.SchedSetaffinity(0, &set)
-	}
+	pin(cpu)
 	out, err := ring.Create[market.Message](pong, ring.Options{Capacity: 64, Batch: 1})
 	if err != nil {
 		return nil, err
@@ -256,11 +265,14 @@ func echo(ping, pong string, cpu int, limit time.Duration) (map[string]any, erro
 	return map[string]any{"echoed": echoed, "seconds": time.Since(start).Seconds()}, nil
 }
 
-func subscribe(name, sockPath string, count int64, maxLag int, slow, limit time.Duration, latency bool) (map[string]any, error) {
+func subscribe(name, sockPath string, count int64, maxLag int, slow, limit time.Duration, latency bool, cpu int) (map[string]any, error) {
 	deadline := time.Now().Add(limit)
 	sub, err := attach(name, sockPath, ring.SubscribeOptions{MaxLag: maxLag}, deadline)
 	if err != nil {
 		return nil, err
+	}
+	if cpu >= 0 {
+		pin(cpu)
 	}
 	defer sub.Close()
 	var received, gaps, torn, reordered, maxLatency int64

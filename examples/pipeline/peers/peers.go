@@ -65,6 +65,9 @@ type Run struct {
 	// publisher serves it on a Unix socket at this path, the subscribers
 	// dial it.
 	Sealed string
+	// Pin pins the publisher to CPU 0 and subscriber i to CPU 1+i (--pin),
+	// as the benchmarks place their two sides.
+	Pin bool
 }
 
 // Result holds the summaries of a run, subscribers in the order given.
@@ -139,6 +142,9 @@ func Execute(r Run) (*Result, error) {
 		if r.Sealed != "" {
 			args = append(args, "--sealed", r.Sealed)
 		}
+		if r.Pin {
+			args = append(args, "--pin", fmt.Sprint(1+i))
+		}
 		pr, err := start(ctx, s.Peer, fmt.Sprintf("%s sub %d", s.Peer.Lang, i), args...)
 		if err != nil {
 			cancel()
@@ -154,6 +160,9 @@ func Execute(r Run) (*Result, error) {
 		"--timeout-s", secs}
 	if r.Sealed != "" {
 		pubArgs = append(pubArgs, "--sealed", r.Sealed)
+	}
+	if r.Pin {
+		pubArgs = append(pubArgs, "--pin", "0")
 	}
 	pub, err := start(ctx, r.Pub, r.Pub.Lang+" pub", pubArgs...)
 	if err != nil {

@@ -3,7 +3,8 @@
 //
 //	go run ./schema/schematest/tsch-random -seed 1 -n 200 -out DIR
 //
-// writes DIR/rnd_0000.tsch ... DIR/rnd_0199.tsch (package rnd_0000, ...).
+// writes DIR/rnd_0000.tsch ... DIR/rnd_0199.tsch (package rnd_0000, ...) and
+// the corner cases, DIR/corners.tsch (package corners).
 package main
 
 import (
@@ -26,6 +27,10 @@ func main() {
 		os.Exit(2)
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "tsch-random:", err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(filepath.Join(*out, schematest.CornersFile), []byte(schematest.Corners), 0o644); err != nil {
 		fmt.Fprintln(os.Stderr, "tsch-random:", err)
 		os.Exit(1)
 	}
