@@ -8,6 +8,11 @@ GO      ?= go
 PYTHON  ?= python3
 VENV    := .venv
 PY      := $(VENV)/bin/python
+# The optional PyTorch venv (requirements-torch.txt), made by `make test-torch`.
+TORCH_VENV := .venv-torch
+# The demo's and the benchmark's torch stages run in it when it exists, else
+# in .venv, where they say torch is not installed and skip.
+TORCH_PY = $(if $(wildcard $(TORCH_VENV)/bin/python),$(TORCH_VENV)/bin/python,$(PY))
 BIN     := bin/tachyon-gen
 FUZZTIME ?= 5m
 CC      ?= cc
@@ -18,10 +23,10 @@ RUSTPEER := build/cargo/release/rustpeer
 # The Cargo.lock files whose crates the tests build against.
 CARGO_LOCKS := Cargo.lock gen/rust/testdata/oracle-deps/Cargo.lock
 
-.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer miri tsan lint fmt golden bench bench-quick \
-        bench-python bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
-        tachyon-gen peers generate bin/gopeer bin/bench \
-        $(RUSTPEER)
+.PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer miri tsan \
+        test-torch torch-venv lint fmt golden bench bench-quick \
+        bench-python bench-torch bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
+        tachyon-gen peers generate bin/gopeer bin/bench $(RUSTPEER)
 
 all: tachyon-gen
 
@@ -76,13 +81,15 @@ $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
 	@touch $@
 
-## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python
+## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python, then C++ -> torch
 demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
 	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer --rust $(RUSTPEER) \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
-	@$(PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@$(TORCH_PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
+	@echo; echo "== C++ -> Python -> torch.nn MLP on the 48 payload bytes, CUDA or CPU (skipped without torch)"
+	@$(TORCH_PY) examples/pipeline/gpu_inference.py --cpp build/cpppeer --count 1000000 --gen-dir $(GEN)/python
 
 ## test: every test (Go with -race, Python, C++, Rust, the interop matrix), plus lint
 test: lint test-go test-python test-rust
@@ -121,6 +128,20 @@ test-rust: rust-deps tachyon-gen
 	$(CARGO) fmt --all --check
 	TACHYON_GEN=$(CURDIR)/$(BIN) nice $(CARGO) clippy --offline --locked --workspace --all-targets -- -D warnings
 	TACHYON_GEN=$(CURDIR)/$(BIN) nice $(CARGO) test --offline --locked --workspace
+
+## test-torch: tachyon.torch with real PyTorch, in its own venv (optional: torch
+## is ~2.8 GB of wheels; never part of `make test`). CUDA tests run where
+## torch.cuda.is_available(); on a machine without a GPU they are skipped.
+test-torch: torch-venv build/cpppeer
+	$(TORCH_VENV)/bin/python -m pytest -q runtime/python/tests_torch
+	$(TORCH_VENV)/bin/python -m mypy --strict --cache-dir build/mypy-torch runtime/python/tachyon  # its own cache: torch is found here
+
+torch-venv: $(TORCH_VENV)/.ready
+$(TORCH_VENV)/.ready: requirements-torch.txt requirements-dev.txt runtime/python/pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	nice $(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-torch.txt
+	$(TORCH_VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
+	touch $@
 
 # The C++ checks (g++ and clang++, C++17 and C++20, the CMake consumer) run
 # inside `go test ./gen/cpp`; this target runs them alone.
@@ -200,6 +221,10 @@ bench-go:
 # (docs/DECISIONS.md, "Benchmarks"): round trips and streams, Go <-> Go.
 bench-geometry:
 	$(GO) test -run '^$$' -bench Geometry -benchtime 200000x -count 3 ./runtime/ring
+
+# Ring -> torch throughput by batch size with its baselines, alone (make bench runs it too).
+bench-torch: torch-venv generate
+	$(TORCH_VENV)/bin/python runtime/python/bench_torch.py --full
 
 bench-python: venv
 	$(PY) tests/python/bench_decode.py

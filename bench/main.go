@@ -12,6 +12,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"maps"
@@ -42,6 +43,7 @@ type results struct {
 	Metrics map[string]Metric  `json:"metrics"`
 	Latency map[string]Latency `json:"latency_ns"`
 	Missing map[string]string  `json:"missing,omitempty"`
+	Skipped map[string]string  `json:"skipped,omitempty"`
 	Targets []target           `json:"targets"`
 }
 
@@ -66,6 +68,7 @@ var (
 	pyGen    = flag.String("python-gen", "build/gen/python", "directory of the generated message_tsch.py")
 	cppPeer  = flag.String("cpppeer", "build/cpppeer", "C++ interop peer")
 	rustPeer = flag.String("rustpeer", "build/cargo/release/rustpeer", "Rust interop peer")
+	torchPy  = flag.String("torch-python", ".venv-torch/bin/python", "Python of the torch venv (make test-torch makes it)")
 )
 
 func main() {
@@ -76,7 +79,7 @@ func main() {
 		os.Exit(peersMain(os.Args[2:]))
 	}
 	flag.Parse()
-	r := &results{Machine: machine(), Metrics: map[string]Metric{}, Latency: map[string]Latency{}, Missing: map[string]string{}}
+	r := &results{Machine: machine(), Metrics: map[string]Metric{}, Latency: map[string]Latency{}, Missing: map[string]string{}, Skipped: map[string]string{}}
 	n, warm := 200_000, 20_000
 	// msgs per run of the C floor's stream and its Go like-for-like;
 	// streamMsgs per run of a stream between two peer processes, long
@@ -104,7 +107,11 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "bench: %s...\n", name)
 		t0 := time.Now()
-		if err := fn(); err != nil {
+		var skip skipped
+		if err := fn(); errors.As(err, &skip) {
+			fmt.Fprintf(os.Stderr, "bench: %s: skipped: %s\n", name, skip)
+			r.Skipped[name] = string(skip)
+		} else if err != nil {
 			fmt.Fprintf(os.Stderr, "bench: %s: %v\n", name, err)
 			r.Missing[name] = err.Error()
 		}
@@ -206,6 +213,17 @@ func main() {
 		}
 		return mergeJSON(r, append([]string{*python, "tests/python/bench_decode.py", "--json"}, sizes...)...)
 	})
+	// Optional: needs the torch venv; a skipped line, not a missing figure, without it.
+	step("ring -> torch tensors (CPU; CUDA where present)", func() error {
+		if _, err := os.Stat(*torchPy); err != nil {
+			return skipped(fmt.Sprintf("no torch venv at %s (make test-torch installs it)", *torchPy))
+		}
+		args := []string{*torchPy, "runtime/python/bench_torch.py", "--json", quickFlag()}
+		if *smoke {
+			args = append(args, "--runs", "1", "--fills", "1")
+		}
+		return mergeJSON(r, args...)
+	})
 	step("allocations per message", func() error { return allocs(r) })
 	step("Go encode/decode", func() error { codec(r); return nil })
 	step("tachyon-gen generate, 1000 messages", func() error { return generate(r) })
@@ -227,6 +245,11 @@ func main() {
 	}
 	fmt.Printf("\nwrote %s and %s\n", *out, *svg)
 }
+
+// skipped is a step's error when what it needs is optional and absent.
+type skipped string
+
+func (s skipped) Error() string { return string(s) }
 
 func quickFlag() string {
 	if *quick || *smoke {
@@ -316,6 +339,10 @@ func mergeJSON(r *results, argv ...string) error {
 		switch {
 		case strings.HasSuffix(k, "_ns"):
 			u = "ns"
+		case strings.HasSuffix(k, "_bytes_per_s"):
+			u = "B/s"
+		case strings.HasSuffix(k, "_copies"):
+			u = "copies"
 		case strings.HasSuffix(k, "_per_s"):
 			u = "msgs/s"
 		default:
@@ -385,6 +412,22 @@ func checkTargets(r *results) []target {
 	ratio("Rust RTT vs C++", "rust_rust_rtt_p50_ns <= 1.05 x cpp_cpp_rtt_p50_ns", "rust_rust_rtt_p50_ns", "cpp_cpp_rtt_p50_ns", 1.05, true)
 	ratio("Rust throughput vs C++", "rust_rust_msgs_per_s >= 0.9 x cpp_cpp_msgs_per_s", "rust_rust_msgs_per_s", "cpp_cpp_msgs_per_s", 0.9, false)
 	ratio("Rust RTT vs Go", "rust_rust_rtt_p50_ns <= 1.05 x go_go_rtt_p50_ns", "rust_rust_rtt_p50_ns", "go_go_rtt_p50_ns", 1.05, true)
+	// The torch stage (issue 18), where bench_torch.py ran: on the CPU the feeder
+	// copies nothing and the inference stage makes only the model's copy.
+	if a, ok := get("torch_cpu_feeder_copies"); ok {
+		ts = append(ts, target{"torch CPU feeder", "torch_cpu_feeder_copies == 0 per batch", a, a == 0})
+	}
+	if a, ok := get("torch_cpu_inference_copies"); ok {
+		ts = append(ts, target{"torch CPU inference", "torch_cpu_inference_copies == 1 per batch (the model's input)", a, a == 1})
+	}
+	for _, b := range []string{"4096", "16384", "65536"} { // CUDA only
+		ratio("torch pinned vs naive, batch "+b, "torch_cuda_pinned_b"+b+" >= 3 x torch_cuda_naive_b"+b,
+			"torch_cuda_pinned_b"+b+"_msgs_per_s", "torch_cuda_naive_b"+b+"_msgs_per_s", 3, false)
+	}
+	for _, b := range []string{"16384", "65536"} {
+		ratio("torch feeder vs H2D bandwidth, batch "+b, "torch_cuda_pinned_b"+b+"_bytes_per_s >= 0.8 x torch_cuda_h2d_bytes_per_s",
+			"torch_cuda_pinned_b"+b+"_bytes_per_s", "torch_cuda_h2d_bytes_per_s", 0.8, false)
+	}
 	if a, ok := get("go_allocs_per_msg"); ok {
 		ts = append(ts, target{"allocations", "go_allocs_per_msg == 0", a, a == 0})
 	}
@@ -446,6 +489,9 @@ func report(r *results) {
 		fmt.Fprintf(tw, "%s\t%s\t%.3g\t%s\n", t.Name, t.Rule, t.Measured, met)
 	}
 	tw.Flush()
+	for k, v := range r.Skipped {
+		fmt.Printf("skipped: %s (%s)\n", k, v)
+	}
 	for k, v := range r.Missing {
 		fmt.Printf("not measured: %s (%s)\n", k, v)
 	}

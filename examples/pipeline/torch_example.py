@@ -107,6 +107,7 @@ def publish(pub: Any, Message: Any, count: int) -> None:
 
 
 def load_message(gen_dir: Path) -> Any:
+    """The generated seed message class (gpu_inference.py uses it too)."""
     for d in (gen_dir, ROOT / "golden" / "python"):
         path = d / "message_tsch.py"
         if path.is_file():
@@ -117,7 +118,7 @@ def load_message(gen_dir: Path) -> Any:
             spec.loader.exec_module(mod)
             return mod.Message
     raise SystemExit(
-        f"torch_example: no message_tsch.py in {gen_dir}; generate it with\n"
+        f"{Path(sys.argv[0]).name}: no message_tsch.py in {gen_dir}; generate it with\n"
         f"  go run ./cmd/tachyon-gen generate --py-out {gen_dir} examples/Message.tsch"
     )
 
