@@ -81,7 +81,7 @@ $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
 	@touch $@
 
-## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python, then C++ -> torch
+## demo: the seed pipeline — C++ -> Python, Go -> Go + C++ + Python + Rust, Rust -> all four, then C++ -> torch
 demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
 	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer --rust $(RUSTPEER) \
