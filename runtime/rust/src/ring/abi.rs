@@ -362,11 +362,13 @@ pub(crate) struct Header {
     pub geo: Geometry,
 }
 
-fn le_u32(b: &[u8], off: usize) -> u32 {
+/// The little-endian u32 at `off` of `b`.
+pub(crate) fn le_u32(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
 }
 
-fn le_u64(b: &[u8], off: usize) -> u64 {
+/// The little-endian u64 at `off` of `b`.
+pub(crate) fn le_u64(b: &[u8], off: usize) -> u64 {
     u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
 }
 

@@ -65,14 +65,6 @@ pub struct SubscriberStats {
     pub dropped: u64,
 }
 
-fn u64_at(b: &[u8], off: usize) -> u64 {
-    u64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
-}
-
-fn u32_at(b: &[u8], off: usize) -> u32 {
-    u32::from_le_bytes(b[off..off + 4].try_into().expect("4 bytes"))
-}
-
 /// Reads the named ring's header and tables without registering. Works
 /// for any message type; an error (never a crash) for a missing, special,
 /// truncated, empty or corrupt segment.
@@ -92,27 +84,27 @@ pub fn inspect(name: &str) -> Result<Stats> {
     }
     let held = |start: u64, len: u64| sys::held(fd.as_fd(), start, len);
     let producer = ProducerStats {
-        state: match u32_at(&raw, OFF_PROD_STATE) {
+        state: match le_u32(&raw, OFF_PROD_STATE) {
             PROD_ACTIVE => "active",
             PROD_CLOSED => "closed",
             _ => "none",
         },
-        pid: u32_at(&raw, OFF_PROD_PID),
+        pid: le_u32(&raw, OFF_PROD_PID),
         alive: held(PROD_LOCK_START, PROD_LOCK_LEN),
-        strong_fences: u32_at(&raw, OFF_PROD_FENCES) == FENCES_STRONG,
-        published: u64_at(&raw, OFF_TAIL),
-        dropped_newest: u64_at(&raw, OFF_DROPPED_NEWEST),
+        strong_fences: le_u32(&raw, OFF_PROD_FENCES) == FENCES_STRONG,
+        published: le_u64(&raw, OFF_TAIL),
+        dropped_newest: le_u64(&raw, OFF_DROPPED_NEWEST),
     };
     let mut subscribers = Vec::new();
     for i in 0..g.max_subs as usize {
         let e = g.entry_off(i) as usize;
-        let st = u32_at(&raw, e + ENT_STATE);
+        let st = le_u32(&raw, e + ENT_STATE);
         if st == ENT_FREE {
             continue;
         }
-        let gen = u64_at(&raw, e + ENT_GEN);
+        let gen = le_u64(&raw, e + ENT_GEN);
         let alive = held(g.entry_off(i), ENTRY_SIZE);
-        let evicted = u64_at(&raw, g.evict_off as usize + 8 * i) == gen;
+        let evicted = le_u64(&raw, g.evict_off as usize + 8 * i) == gen;
         subscribers.push(SubscriberStats {
             index: i,
             state: match (st, evicted, alive) {
@@ -122,15 +114,15 @@ pub fn inspect(name: &str) -> Result<Stats> {
                 (ENT_ACTIVE, ..) => "active",
                 _ => "corrupt",
             },
-            pid: u32_at(&raw, e + ENT_PID),
+            pid: le_u32(&raw, e + ENT_PID),
             alive,
-            strong_fences: u32_at(&raw, e + ENT_FLAGS) & ENT_FLAG_STRONG != 0,
+            strong_fences: le_u32(&raw, e + ENT_FLAGS) & ENT_FLAG_STRONG != 0,
             generation: gen,
-            max_lag: u64_at(&raw, e + ENT_MAX_LAG),
-            key: u64_at(&raw, e + ENT_KEY),
-            head: u64_at(&raw, e + ENT_HEAD),
-            received: u64_at(&raw, e + ENT_RECEIVED),
-            dropped: u64_at(&raw, e + ENT_DROPPED),
+            max_lag: le_u64(&raw, e + ENT_MAX_LAG),
+            key: le_u64(&raw, e + ENT_KEY),
+            head: le_u64(&raw, e + ENT_HEAD),
+            received: le_u64(&raw, e + ENT_RECEIVED),
+            dropped: le_u64(&raw, e + ENT_DROPPED),
         });
     }
     Ok(Stats {

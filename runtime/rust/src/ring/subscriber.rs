@@ -431,16 +431,7 @@ impl Consumer {
                 self.tail = h + 1;
                 return Ok(1);
             }
-            // Tail load (acquire, pairs with the producer's tail store):
-            // every slot below it is committed.
-            let t = self.seg.u64(OFF_TAIL).load(Ordering::Acquire);
-            if t < self.loaded {
-                return Err(Error::corrupt(
-                    &self.seg.name,
-                    format!("tail moved back from {} to {t}", self.loaded),
-                ));
-            }
-            self.loaded = t;
+            let t = self.load_tail()?;
             if self.is_evicted() {
                 return Err(self.evicted());
             }
@@ -465,6 +456,22 @@ impl Consumer {
             self.store_head();
         }
         Ok(n)
+    }
+
+    /// Loads the tail (acquire, pairing with the producer's tail store:
+    /// every slot below it is committed). A tail that moved back is
+    /// corruption.
+    #[inline]
+    fn load_tail(&mut self) -> Result<u64> {
+        let t = self.seg.u64(OFF_TAIL).load(Ordering::Acquire);
+        if t < self.loaded {
+            return Err(Error::corrupt(
+                &self.seg.name,
+                format!("tail moved back from {} to {t}", self.loaded),
+            ));
+        }
+        self.loaded = t;
+        Ok(t)
     }
 
     /// Whether the slot of head holds its committed message, looking at
@@ -590,14 +597,7 @@ impl Consumer {
             return Err(self.claimed());
         }
         let p = self.next()?;
-        let t = self.seg.u64(OFF_TAIL).load(Ordering::Acquire);
-        if t < self.loaded {
-            return Err(Error::corrupt(
-                &self.seg.name,
-                format!("tail moved back from {} to {t}", self.loaded),
-            ));
-        }
-        self.loaded = t;
+        let t = self.load_tail()?;
         self.tail = self.tail.max(t);
         let n = (self.tail - self.head)
             .min(max.max(1))
