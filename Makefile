@@ -1,8 +1,8 @@
 # Tachyon's front door. `make demo` runs the main job, `make test` every test.
 # A fresh clone needs Go, Python 3, a C++ compiler and Rust (cargo, rustfmt,
 # clippy): the Python venv (.venv, from requirements-dev.txt) is created on
-# first use, and the crates of the Cargo.lock files are fetched once (the
-# only step that needs crates.io); every cargo run after that is --offline.
+# first use, and the crates of Cargo.lock are fetched once (the only step
+# that needs crates.io); every cargo run after that is --offline.
 
 GO      ?= go
 PYTHON  ?= python3
@@ -20,8 +20,6 @@ CXX     ?= g++
 GEN     := build/gen
 CARGO   ?= cargo
 RUSTPEER := build/cargo/release/rustpeer
-# The Cargo.lock files whose crates the tests build against.
-CARGO_LOCKS := Cargo.lock gen/rust/testdata/oracle-deps/Cargo.lock
 
 .PHONY: all demo test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer miri tsan \
         test-torch torch-venv lint fmt golden bench bench-quick \
@@ -46,12 +44,11 @@ $(WHEELS)/.ready: tests/consumer/requirements.txt $(VENV)/.ready
 	$(VENV)/bin/pip download --quiet --disable-pip-version-check -d $(WHEELS) -r tests/consumer/requirements.txt
 	@touch $@
 
-# rust-deps: the crates of every Cargo.lock, into Cargo's cache (online, once).
+# rust-deps: the crates of Cargo.lock, into Cargo's cache (online, once).
 rust-deps: build/.cargo-fetched
-build/.cargo-fetched: $(CARGO_LOCKS)
+build/.cargo-fetched: Cargo.lock
 	@mkdir -p build
 	$(CARGO) fetch --locked --quiet
-	$(CARGO) fetch --locked --quiet --manifest-path gen/rust/testdata/oracle-deps/Cargo.toml
 	@touch $@
 
 ## generate: every example in every language, into build/gen/{go,python,cpp,rust}

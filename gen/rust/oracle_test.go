@@ -63,7 +63,7 @@ func TestRandomSchemasAgainstRustc(t *testing.T) {
 	require.NoError(t, err, "gcc is required for the layout oracle (Debian: apt-get install gcc)")
 	files := oracleFiles(t, n)
 
-	c := newCrate(t, "tachyon-rust-oracle", "2021", ", default-features = false", "gen/rust/testdata/oracle-deps/Cargo.lock")
+	c := newCrate(t, "tachyon-rust-oracle", "2021", ", default-features = false", "Cargo.lock")
 	// Debug info would cost a fifth of the build and is not looked at.
 	c.write("Cargo.toml", c.read("Cargo.toml")+"\n[profile.dev]\ndebug = false\n")
 	var sources []string

@@ -1,1 +1,0 @@
-//! Empty: this crate only pins the oracle's dependencies.
