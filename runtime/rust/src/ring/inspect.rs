@@ -71,7 +71,7 @@ pub struct SubscriberStats {
 pub fn inspect(name: &str) -> Result<Stats> {
     validate_name(name)?;
     let fd = open_named(name, false)?;
-    let hdr = read_header("inspect", name, fd.as_fd(), Duration::ZERO, true)?;
+    let hdr = read_header(name, fd.as_fd(), Duration::ZERO, true)?;
     let g = hdr.geo;
     let mut raw = vec![0u8; g.slots_off as usize];
     let n = sys::retry(|| rustix::io::pread(&fd, &mut raw, 0))

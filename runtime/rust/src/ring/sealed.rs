@@ -276,7 +276,6 @@ impl<T: Message> Subscriber<T> {
             .map_err(|e| Error::io(&label, "reopen the segment through /proc/self/fd", e))?;
         drop(received);
         let seg = Segment::open_fd(
-            "dial",
             &label,
             fd,
             true,

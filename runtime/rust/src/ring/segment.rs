@@ -273,26 +273,24 @@ impl Segment {
 
     /// Opens and validates the named segment (ABI.md §2 "Attach", §6).
     pub fn open(
-        op: &'static str,
         name: &str,
         write: bool,
         ready_timeout: Duration,
         allow_foreign: bool,
     ) -> Result<Self> {
         let fd = open_named(name, write)?;
-        Self::open_fd(op, name, fd, write, ready_timeout, allow_foreign)
+        Self::open_fd(name, fd, write, ready_timeout, allow_foreign)
     }
 
     /// Validates and maps the segment open on `fd`.
     pub fn open_fd(
-        op: &'static str,
         name: &str,
         fd: OwnedFd,
         write: bool,
         ready_timeout: Duration,
         allow_foreign: bool,
     ) -> Result<Self> {
-        let hdr = read_header(op, name, fd.as_fd(), ready_timeout, allow_foreign)?;
+        let hdr = read_header(name, fd.as_fd(), ready_timeout, allow_foreign)?;
         // fstat again after validation: the mapping must lie inside the file.
         let st = sys::fstat(&fd).map_err(|e| Error::io(name, "fstat", e))?;
         if (st.st_size as u64) < hdr.geo.seg_size || st.st_size < 0 {
@@ -345,7 +343,6 @@ pub(crate) fn open_named(name: &str, write: bool) -> Result<OwnedFd> {
 /// through a mapping: a file truncated under us is a short read, not a
 /// SIGBUS.
 pub(crate) fn read_header(
-    op: &'static str,
     name: &str,
     fd: BorrowedFd<'_>,
     ready_timeout: Duration,
@@ -371,7 +368,6 @@ pub(crate) fn read_header(
             format!("mode {:#o} is world-writable", st.st_mode & 0o777),
         ));
     }
-    let _ = op;
     let deadline = Instant::now() + ready_timeout;
     // An empty file is a segment being created: wait for it as for ready.
     while (st.st_size as u64) < HEADER_SIZE {

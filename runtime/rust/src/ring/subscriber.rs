@@ -959,13 +959,7 @@ impl<T: Message> Subscriber<T> {
     /// registers. It reads messages published after it registered.
     pub fn attach(name: &str, opts: SubscribeOptions) -> Result<Self> {
         validate_name(name)?;
-        let seg = Segment::open(
-            "attach",
-            name,
-            true,
-            opts.ready_timeout,
-            opts.allow_foreign_owner,
-        )?;
+        let seg = Segment::open(name, true, opts.ready_timeout, opts.allow_foreign_owner)?;
         Self::subscribe(seg, &opts)
     }
 

@@ -82,17 +82,17 @@ pub(crate) fn file_kind(st: &rustix::fs::Stat) -> Option<String> {
     Some(kind.to_owned())
 }
 
-/// Opens `/dev/shm/NAME` without ever waiting on what is there (ABI.md §2):
-/// `lstat` first and refuse anything but a regular file, then `open` with
-/// `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY`, then `fstat` again.
-/// `Err(None)` means the name does not exist; `Err(Some(kind))` names the
-/// non-regular file found.
+/// Why [`open_regular`] refused a name: it does not exist, it is not a
+/// regular file (what it is), or a system call failed.
 pub(crate) enum OpenError {
     NotFound,
     NotRegular(String),
     Io(&'static str, io::Error),
 }
 
+/// Opens `/dev/shm/NAME` without ever waiting on what is there (ABI.md §2):
+/// `lstat` first and refuse anything but a regular file, then `open` with
+/// `O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY`, then `fstat` again.
 pub(crate) fn open_regular(name: &str, write: bool) -> Result<std::os::fd::OwnedFd, OpenError> {
     let path = shm_path(name);
     let st = match rustix::fs::lstat(&path) {
