@@ -19,13 +19,15 @@ CC      ?= cc
 CXX     ?= g++
 GEN     := build/gen
 CARGO   ?= cargo
+RUSTPEER := build/cargo/release/rustpeer
 
 # tachyon-bridge and its demo (docs/BRIDGE.md)
 BRIDGE  := bin/tachyon-bridge
 
-.PHONY: all demo demo-bridge bin/tachyon-bridge test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer test-torch torch-venv lint fmt golden bench bench-quick \
+.PHONY: all demo demo-bridge bin/tachyon-bridge test test-go test-arm64 test-python test-cpp test-rust rust-deps test-consumer miri tsan \
+        test-torch torch-venv lint fmt golden bench bench-quick \
         bench-python bench-torch bench-go bench-geometry bench-deps bench-peers bench-peers-deps fuzz soak clean venv wheels \
-        tachyon-gen peers generate bin/gopeer bin/bench
+        tachyon-gen peers generate bin/gopeer bin/bench $(RUSTPEER)
 
 all: tachyon-gen
 
@@ -60,8 +62,8 @@ $(GEN)/.stamp: examples/*.tsch $(shell find schema gen cmd -name '*.go' -not -na
 	$(BIN) generate --go-out $(GEN)/go --py-out $(GEN)/python --cpp-out $(GEN)/cpp --rust-out $(GEN)/rust examples/*.tsch
 	@touch $@
 
-## peers: the Go, C++ and Python interop peers (examples/pipeline/PEERS.md)
-peers: bin/gopeer build/cpppeer $(VENV)/.runtime
+## peers: the Go, C++, Python and Rust interop peers (examples/pipeline/PEERS.md)
+peers: bin/gopeer build/cpppeer $(VENV)/.runtime $(RUSTPEER)
 
 bin/gopeer:
 	$(GO) build -o $@ ./examples/pipeline/gopeer
@@ -69,15 +71,20 @@ bin/gopeer:
 build/cpppeer: examples/pipeline/cpppeer.cpp runtime/cpp/include/tachyon/*.hpp $(GEN)/.stamp
 	$(CXX) -std=c++20 -O2 -Wall -Wextra -Wpedantic -Iruntime/cpp/include -I$(GEN)/cpp $< -o $@
 
+# The Rust peer; its build script generates the message module with the
+# tachyon-gen built here. Cargo decides what is out of date.
+$(RUSTPEER): build/.cargo-fetched tachyon-gen
+	TACHYON_GEN=$(CURDIR)/$(BIN) $(CARGO) build --offline --locked --release -p rustpeer
+
 # The Python ring client, installed editable into the venv.
 $(VENV)/.runtime: $(VENV)/.ready runtime/python/pyproject.toml
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-build-isolation -e runtime/python
 	@touch $@
 
-## demo: the seed pipeline — C++ -> Python, then Go -> Go + C++ + Python, then C++ -> torch
+## demo: the seed pipeline — C++ -> Python, Go -> Go + C++ + Python + Rust, Rust -> all four, then C++ -> torch
 demo: peers
 	@echo "== layout of the seed message"; $(BIN) layout examples/Message.tsch; echo
-	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer \
+	$(GO) run ./examples/pipeline/demo --go bin/gopeer --cpp build/cpppeer --rust $(RUSTPEER) \
 	  --python "$(PY) examples/pipeline/pypeer.py --gen-dir $(GEN)/python"
 	@echo; echo "== ring batches -> PyTorch tensors through DLPack (skipped without torch)"
 	@$(TORCH_PY) examples/pipeline/torch_example.py --count 200000 --gen-dir $(GEN)/python
@@ -128,12 +135,14 @@ test-arm64:
 test-python: venv tachyon-gen
 	$(PY) -m pytest -q tests/python runtime/python/tests
 
-# The Rust crates of the workspace (runtime/rust): formatted, clippy-clean,
-# tested. The generated Rust is tested by `go test ./gen/rust` (test-go).
-test-rust: rust-deps
+# The Rust crates of the workspace (runtime/rust: the ring client's unit,
+# golden, race, hostile, sealed and property tests; the Rust peer):
+# formatted, clippy-clean, tested. The generated Rust is tested by `go test
+# ./gen/rust` (test-go).
+test-rust: rust-deps tachyon-gen
 	$(CARGO) fmt --all --check
-	nice $(CARGO) clippy --offline --workspace --all-targets -- -D warnings
-	nice $(CARGO) test --offline --workspace
+	TACHYON_GEN=$(CURDIR)/$(BIN) nice $(CARGO) clippy --offline --locked --workspace --all-targets -- -D warnings
+	TACHYON_GEN=$(CURDIR)/$(BIN) nice $(CARGO) test --offline --locked --workspace
 
 ## test-torch: tachyon.torch with real PyTorch, in its own venv (optional: torch
 ## is ~2.8 GB of wheels; never part of `make test`). CUDA tests run where
@@ -153,6 +162,19 @@ $(TORCH_VENV)/.ready: requirements-torch.txt requirements-dev.txt runtime/python
 # inside `go test ./gen/cpp`; this target runs them alone.
 test-cpp:
 	$(GO) test -count=1 ./gen/cpp
+
+# The Rust client's pure logic (ABI geometry, header validation and its
+# property tests, errors, generated-message helpers) under Miri, and its
+# threaded protocol tests under ThreadSanitizer. They need a nightly
+# toolchain with the miri and rust-src components; not part of make test.
+MIRI_TESTS := ring::abi:: ring::error:: ring::wait:: message::tests ring::tests::property::decode
+miri: rust-deps
+	$(CARGO) +nightly miri test --offline -p tachyon-ring --lib -- $(MIRI_TESTS)
+
+tsan: rust-deps
+	RUSTFLAGS=-Zsanitizer=thread $(CARGO) +nightly test -Zbuild-std --target x86_64-unknown-linux-gnu \
+	  --target-dir build/cargo-tsan -p tachyon-ring --lib -- ring::tests::basic ring::tests::races \
+	  ring::tests::sealed ring::tests::hostile
 
 # The projects of users (Go module, fresh venv, CMake find_package and
 # FetchContent, the CI layout check), built outside the checkout; in

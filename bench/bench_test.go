@@ -73,7 +73,7 @@ func TestSmoke(t *testing.T) {
 	cmd := exec.Command(bin("bench"), "--smoke", "--out", results, "--svg", svg,
 		"--bridge", bin("tachyon-bridge"), "--layout", bin("layout.json"),
 		"--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
-		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0], "--tachyon-gen", ps.TachyonGen,
+		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0], "--rustpeer", ps.Rust.Argv[0], "--tachyon-gen", ps.TachyonGen,
 		"--python", ps.Python.Argv[0], "--python-gen", ps.PythonGen)
 	cmd.Dir = top
 	out, err := cmd.CombinedOutput()
@@ -94,7 +94,8 @@ func TestSmoke(t *testing.T) {
 		"mp_queue_msgs_per_s", "numpy_decode_msgs_per_s", "struct_loop_decode_msgs_per_s", "go_allocs_per_msg",
 		"generate_1000_s", "bridge_r1_plain_async_msgs_per_s", "bridge_r1_unpacked_msgs_per_s", "bridge_r1_packed16_msgs_per_s",
 		"bridge_r3_plain_async_msgs_per_s", "bridge_r3_unpacked_msgs_per_s", "bridge_r3_packed16_msgs_per_s",
-		"bridge_r1_unpacked_latency_p50_ns", "bridge_r3_packed16_latency_p99_ns"} {
+		"bridge_r1_unpacked_latency_p50_ns", "bridge_r3_packed16_latency_p99_ns",
+		"rust_rust_rtt_p50_ns", "rust_rust_msgs_per_s", "cpp_cpp_rtt_p50_ns", "cpp_cpp_msgs_per_s"} {
 		var m Metric
 		if assert.Contains(t, doc.Metrics, name) {
 			require.NoError(t, json.Unmarshal(doc.Metrics[name], &m))
@@ -116,7 +117,7 @@ func TestSmoke(t *testing.T) {
 	peersOut := bin("peers.json")
 	cmd = exec.Command(bin("bench"), "peers", "--smoke", "--rounds", "2", "--only", "^(floor|protocol_floor|tachyon_)",
 		"--out", peersOut, "--plots", bin("peers"), "--floor-pingpong", bin("floor_pingpong"), "--floor-spsc", bin("floor_spsc"),
-		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0])
+		"--gopeer", ps.Go.Argv[0], "--cpppeer", ps.Cpp.Argv[0], "--rustpeer", ps.Rust.Argv[0])
 	cmd.Dir = top
 	out, err = cmd.CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -128,7 +129,7 @@ func TestSmoke(t *testing.T) {
 	for _, s := range pd.Systems {
 		got[s.Key] = s
 	}
-	for _, key := range []string{"floor", "protocol_floor", "tachyon_go_go", "tachyon_go_cpp", "tachyon_cpp_cpp"} {
+	for _, key := range []string{"floor", "protocol_floor", "tachyon_go_go", "tachyon_go_cpp", "tachyon_cpp_cpp", "tachyon_rust_rust"} {
 		s := got[key]
 		require.Len(t, s.Rounds, 2, key)
 		for _, r := range s.Rounds {
@@ -141,7 +142,6 @@ func TestSmoke(t *testing.T) {
 			}
 		}
 	}
-	assert.Equal(t, "the Rust ring client does not exist yet", got["tachyon_rust_rust"].Missing)
 	for _, f := range peerPlotFiles(bin("peers")) {
 		data, err := os.ReadFile(f)
 		require.NoError(t, err)

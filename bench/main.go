@@ -69,6 +69,7 @@ var (
 	cppPeer  = flag.String("cpppeer", "build/cpppeer", "C++ interop peer")
 	bridge   = flag.String("bridge", "bin/tachyon-bridge", "tachyon-bridge binary")
 	layout   = flag.String("layout", "build/message.layout.json", "layout of the seed message (tachyon-gen layout --json)")
+	rustPeer = flag.String("rustpeer", "build/cargo/release/rustpeer", "Rust interop peer")
 	torchPy  = flag.String("torch-python", ".venv-torch/bin/python", "Python of the torch venv (make test-torch makes it)")
 )
 
@@ -194,6 +195,7 @@ func main() {
 		return fanout(r, gp, streamMsgs)
 	})
 	step("Go->C++ throughput", func() error { return peerThroughput(r, "go_cpp", gp, cp, streamMsgs) })
+	peerSteps(r, step, peers.Peer{Lang: "rust", Argv: []string{*rustPeer}}, cp, n, warm/10, streamMsgs)
 	step("C++->Go throughput", func() error { return peerThroughput(r, "cpp_go", cp, gp, streamMsgs) })
 	// The Python subscriber is pypeer's, draining NumPy batches and checking
 	// every seq and payload byte like the Go and C++ peers.
@@ -424,6 +426,11 @@ func checkTargets(r *results) []target {
 		ratio("bridge packed vs plain async publish, "+rep, k+"_packed16_msgs_per_s >= 5 x "+k+"_plain_async_msgs_per_s",
 			k+"_packed16_msgs_per_s", k+"_plain_async_msgs_per_s", 5, false)
 	}
+	// Issue 16: the Rust client within 5% of the C++ one's round trip and
+	// 90% of its stream, each against itself.
+	ratio("Rust RTT vs C++", "rust_rust_rtt_p50_ns <= 1.05 x cpp_cpp_rtt_p50_ns", "rust_rust_rtt_p50_ns", "cpp_cpp_rtt_p50_ns", 1.05, true)
+	ratio("Rust throughput vs C++", "rust_rust_msgs_per_s >= 0.9 x cpp_cpp_msgs_per_s", "rust_rust_msgs_per_s", "cpp_cpp_msgs_per_s", 0.9, false)
+	ratio("Rust RTT vs Go", "rust_rust_rtt_p50_ns <= 1.05 x go_go_rtt_p50_ns", "rust_rust_rtt_p50_ns", "go_go_rtt_p50_ns", 1.05, true)
 	// The torch stage (issue 18), where bench_torch.py ran: on the CPU the feeder
 	// copies nothing and the inference stage makes only the model's copy.
 	if a, ok := get("torch_cpu_feeder_copies"); ok {
@@ -455,7 +462,7 @@ func report(r *results) {
 	fmt.Fprintln(tw, "round trip (64 B)\tp50\tp90\tp99\tp99.9\tvs floor p50")
 	floor := r.Metrics["floor_rtt_p50_ns"].Value
 	rows := []struct{ key, label string }{{"floor", "floor: C cache-line ping-pong"},
-		{"protocol_floor", "protocol floor: ABI v1 slots in C"}, {"go_go_ring", "Tachyon Go<->Go"},
+		{"protocol_floor", "protocol floor: ABI v1 slots in C"}, {"go_go_ring", "Tachyon Go<->Go"}, {"rust_rust_ring", "Tachyon Rust<->Rust"}, {"cpp_cpp_ring", "Tachyon C++<->C++"},
 		{"go_cpp_ring", "Tachyon Go<->C++"}, {"go_python_ring", "Tachyon Go<->Python"}, {"go_go_parked", "Tachyon Go<->Go, echo parked"},
 		{"go_channel", "Go channel (in-process)"}, {"pipe", "pipe (Go)"}, {"uds", "Unix socket (Go)"}}
 	for _, row := range rows {

@@ -98,7 +98,7 @@ type peersDoc struct {
 
 // peerPaths are where make bench-peers puts what the systems run.
 type peerPaths struct {
-	floorPP, floorSPSC, gopeer, cpppeer, riyaneel, iceoryx2, aeronDir, java, cargoLock, pom string
+	floorPP, floorSPSC, gopeer, cpppeer, rustpeer, riyaneel, iceoryx2, aeronDir, java, cargoLock, pom string
 	// errDir holds NAME.error for each peer bench/peers/build.sh could not build.
 	errDir string
 }
@@ -117,6 +117,7 @@ func peersMain(args []string) int {
 	fs.StringVar(&p.floorSPSC, "floor-spsc", "build/bench/floor_spsc", "C SPSC ring floor")
 	fs.StringVar(&p.gopeer, "gopeer", "bin/gopeer", "Go interop peer")
 	fs.StringVar(&p.cpppeer, "cpppeer", "build/cpppeer", "C++ interop peer")
+	fs.StringVar(&p.rustpeer, "rustpeer", "build/cargo/release/rustpeer", "Rust interop peer")
 	fs.StringVar(&p.riyaneel, "riyaneel", "build/peers/cargo/release/bench-riyaneel", "riyaneel's Tachyon peer (bench/peers/rust)")
 	fs.StringVar(&p.iceoryx2, "iceoryx2", "build/peers/cargo/release/bench-iceoryx2", "iceoryx2 peer (bench/peers/rust)")
 	fs.StringVar(&p.aeronDir, "aeron", "build/peers/aeron", "Aeron peer build directory (bench/peers/aeron)")
@@ -474,6 +475,7 @@ func peerSystems(p peerPaths) []system {
 	}
 	gp := peers.Peer{Lang: "go", Argv: []string{p.gopeer}}
 	cp := peers.Peer{Lang: "cpp", Argv: []string{p.cpppeer}}
+	rp := peers.Peer{Lang: "rust", Argv: []string{p.rustpeer}}
 	tachyon := func(key, label, notes string, pub, sub peers.Peer) system {
 		return system{Key: key, Label: label, Notes: notes, missing: need(pub.Argv[0], sub.Argv[0]),
 			rtt:    func(tag string, z peerSizes) (Latency, error) { return tachyonRTT(pub, sub, tag, z) },
@@ -524,9 +526,8 @@ func peerSystems(p peerPaths) []system {
 		}(),
 		tachyon("tachyon_go_cpp", "Tachyon Go<->C++", "round trip: bench's in-process Go ping, the C++ peer's echo; "+peerWork, gp, cp),
 		tachyon("tachyon_cpp_cpp", "Tachyon C++<->C++", "round trip: the C++ peer's ping and echo; "+peerWork, cp, cp),
-		// The Rust ring client joins here with its PEERS.md peer:
-		//   tachyon("tachyon_rust_rust", "Tachyon Rust<->Rust", ..., rp, rp),
-		{Key: "tachyon_rust_rust", Label: "Tachyon Rust<->Rust", missing: "the Rust ring client does not exist yet"},
+		tachyon("tachyon_rust_rust", "Tachyon Rust<->Rust", "round trip: the Rust peer's ping and echo; stream: the interop peers "+
+			"(PEERS.md): borrow_batch views of 64 messages, every payload byte generated and checked in place", rp, rp),
 		external("aeron", "Aeron "+pomVersion(p.pom, "aeron.version")+" IPC (Java)",
 			"bench/peers/aeron: the samples' Ping/Pong (exclusive publications, offer, fragment limit 10), embedded driver (shared threading) in the echo/subscriber; 32-byte frame header per message",
 			aeronArgv, aeronMissing),

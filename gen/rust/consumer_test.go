@@ -59,6 +59,7 @@ func TestCargoConsumer(t *testing.T) {
 	c.write("src/lib.rs", lib.String())
 	c.write("src/bin/identities.rs", idents.String())
 	c.write("tests/api.rs", consumerAPITest)
+	c.write("tests/ring.rs", consumerRingTest)
 
 	rustfmt := lookTool(t, "rustfmt")
 	for _, edition := range []string{"2021", "2024"} {

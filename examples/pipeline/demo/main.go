@@ -3,8 +3,11 @@
 //
 //  1. a C++ publisher feeding a Python subscriber that drains NumPy batches
 //     (and hands them to PyTorch when it is installed);
-//  2. one Go publisher feeding Go, C++ and Python subscribers at once, plus a
-//     deliberately slow lossy Go subscriber whose drops are counted exactly.
+//  2. one Go publisher feeding Go, C++, Python and Rust subscribers at once,
+//     plus a deliberately slow lossy Go subscriber whose drops are counted
+//     exactly;
+//  3. a Rust publisher feeding Rust, Go, C++ and Python subscribers, plus a
+//     slow lossy Rust subscriber.
 //
 // It prints one summary table and fails if any message was lost, torn or
 // reordered where the policy forbids it. `make demo` builds the peers and
@@ -24,10 +27,12 @@ import (
 
 func main() {
 	peerFlags := peers.Flags(flag.CommandLine)
+	rustFlag := peers.RustFlag(flag.CommandLine)
 	count := flag.Int64("count", 1_000_000, "messages per stage")
 	flag.Parse()
 
 	gp, cp, pp := peerFlags()
+	rp := rustFlag()
 	prefix := fmt.Sprintf("tachyon-demo-%d", os.Getpid())
 	// A peer killed by a failed run leaves its ring behind: remove what
 	// this run created (live rings are never touched). Not deferred: the
@@ -40,8 +45,10 @@ func main() {
 	}{
 		{"C++ -> Python (NumPy batches)", peers.Run{Ring: prefix + "-cpp-py", Count: *count, Pub: cp,
 			Subs: []peers.Sub{{Peer: pp}}}},
-		{"Go -> Go, C++, Python + a slow lossy reader", peers.Run{Ring: prefix + "-fanout", Count: *count, Pub: gp,
-			Subs: []peers.Sub{{Peer: gp}, {Peer: cp}, {Peer: pp}, {Peer: gp, MaxLag: 256, SlowUs: 20}}}},
+		{"Go -> Go, C++, Python, Rust + a slow lossy reader", peers.Run{Ring: prefix + "-fanout", Count: *count, Pub: gp,
+			Subs: []peers.Sub{{Peer: gp}, {Peer: cp}, {Peer: pp}, {Peer: rp}, {Peer: gp, MaxLag: 256, SlowUs: 20}}}},
+		{"Rust -> Rust, Go, C++, Python + a slow lossy Rust reader", peers.Run{Ring: prefix + "-rust", Count: *count, Pub: rp,
+			Subs: []peers.Sub{{Peer: rp}, {Peer: gp}, {Peer: cp}, {Peer: pp}, {Peer: rp, MaxLag: 256, SlowUs: 20}}}},
 	}
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "stage\tpublisher\tsubscriber\tmax_lag\tmessages\treceived\tlost\tdropped\ttorn\tmsgs/s\t")
@@ -70,7 +77,11 @@ func main() {
 		}
 	}
 	tw.Flush()
-	fmt.Printf("\nstages: 1) %s  2) %s\n", stages[0].title, stages[1].title)
+	fmt.Printf("\nstages:")
+	for i, st := range stages {
+		fmt.Printf("  %d) %s", i+1, st.title)
+	}
+	fmt.Println()
 	fmt.Printf("lost = published - received - dropped: 0 means every message is accounted for.\n")
 	fmt.Printf("demo finished in %.1fs\n", time.Since(start).Seconds())
 	cleanup()

@@ -1,7 +1,7 @@
 package peers_test
 
 // The interop matrix of issue 6: every publisher language × every subscriber
-// language in separate processes, a three-language fan-out with a slow lossy
+// language in separate processes, a four-language fan-out with a slow lossy
 // reader, and a refused fingerprint from each language. The peers are built
 // from source into a temporary directory, so the test checks the code in
 // this checkout, not a stale binary.
@@ -40,9 +40,9 @@ var peerSet struct {
 	err  error
 }
 
-// peerPrograms builds the three peers once per test binary (peers.Build),
+// peerPrograms builds the four peers once per test binary (peers.Build),
 // into a directory removed when the process exits through TestMain.
-func peerPrograms(t *testing.T) (goPeer, cppPeer, pyPeer peers.Peer) {
+func peerPrograms(t *testing.T) peers.Set {
 	t.Helper()
 	peerSet.once.Do(func() {
 		dir, err := os.MkdirTemp("", "tachyon-interop-")
@@ -56,7 +56,13 @@ func peerPrograms(t *testing.T) (goPeer, cppPeer, pyPeer peers.Peer) {
 	if peerSet.err != nil {
 		t.Fatal(peerSet.err)
 	}
-	return peerSet.set.Go, peerSet.set.Cpp, peerSet.set.Python
+	return peerSet.set
+}
+
+// allPeers is every language's peer, Go first.
+func allPeers(t *testing.T) []peers.Peer {
+	s := peerPrograms(t)
+	return []peers.Peer{s.Go, s.Cpp, s.Python, s.Rust}
 }
 
 var cleanup []func()
@@ -83,8 +89,7 @@ func ringName(t *testing.T, tag string) string {
 // TestMatrix runs every publisher language against every subscriber
 // language under Block: every message arrives, in order, intact.
 func TestMatrix(t *testing.T) {
-	goPeer, cppPeer, pyPeer := peerPrograms(t)
-	all := []peers.Peer{goPeer, cppPeer, pyPeer}
+	all := allPeers(t)
 	for _, pub := range all {
 		for _, sub := range all {
 			t.Run(pub.Lang+"_to_"+sub.Lang, func(t *testing.T) {
@@ -108,8 +113,8 @@ func TestMatrix(t *testing.T) {
 // once; in turn, each language plays the slow reader with a finite max_lag.
 // The unlimited readers lose nothing; the slow one's drops equal its gaps.
 func TestFanOut(t *testing.T) {
-	goPeer, cppPeer, pyPeer := peerPrograms(t)
-	all := []peers.Peer{goPeer, cppPeer, pyPeer}
+	all := allPeers(t)
+	goPeer := all[0]
 	for slow := range all {
 		t.Run("slow_"+all[slow].Lang, func(t *testing.T) {
 			run := peers.Run{Ring: ringName(t, "fan-"+all[slow].Lang), Count: 300_000, Pub: goPeer,
@@ -141,12 +146,12 @@ func TestFanOut(t *testing.T) {
 // language's seed-message subscriber, with an error that names the ring and
 // both fingerprints.
 func TestFingerprintMismatch(t *testing.T) {
-	goPeer, cppPeer, pyPeer := peerPrograms(t)
+	all := allPeers(t)
 	name := ringName(t, "mismatch")
 	pub, err := ring.Create[market.Tape](name, ring.Options{Capacity: 64})
 	require.NoError(t, err)
 	defer pub.Close()
-	for _, p := range []peers.Peer{goPeer, cppPeer, pyPeer} {
+	for _, p := range all {
 		t.Run(p.Lang, func(t *testing.T) {
 			argv := append(append([]string{}, p.Argv...), "sub", "--ring", name, "--timeout-s", "5")
 			cmd := exec.Command(argv[0], argv[1:]...)
@@ -172,17 +177,45 @@ func TestFingerprintMismatch(t *testing.T) {
 	}
 }
 
+// TestRustRingRefusedByAnotherType: the mismatch the other way round — a
+// ring the Rust peer creates for market.Message is refused by a subscriber
+// of another type, naming both fingerprints.
+func TestRustRingRefusedByAnotherType(t *testing.T) {
+	rust := peerPrograms(t).Rust
+	name := ringName(t, "rust-mismatch")
+	argv := append(append([]string{}, rust.Argv...), "pub", "--ring", name, "--count", "1", "--timeout-s", "20")
+	pub := exec.Command(argv[0], argv[1:]...)
+	var stderr strings.Builder
+	pub.Stderr = &stderr
+	require.NoError(t, pub.Start())
+	defer func() { _ = pub.Process.Kill(); _ = pub.Wait() }()
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		var sub *ring.Subscriber[market.Tape]
+		if sub, err = ring.Attach[market.Tape](name, ring.SubscribeOptions{}); err == nil {
+			sub.Close()
+			t.Fatal("a Tape subscriber attached to a ring of market.Message")
+		}
+		if !errors.Is(err, ring.ErrNotFound) && !errors.Is(err, ring.ErrNotReady) {
+			break
+		}
+	}
+	require.ErrorIs(t, err, ring.ErrMismatch, "rust pub stderr: %s", stderr.String())
+	assert.Contains(t, err.Error(), fmt.Sprintf("%#x", market.MessageFingerprint), "the ring's value")
+	assert.Contains(t, err.Error(), fmt.Sprintf("%#x", market.TapeFingerprint), "the subscriber's value")
+}
+
 // TestPublisherKilledMidClaim: a Go publisher SIGKILLed holding a claimed,
-// half-written slot. Every subscriber — Go, C++ and Python — drains what was
+// half-written slot. Every subscriber — Go, C++, Python and Rust — drains what was
 // committed and then reports "publisher dead" instead of waiting for the
 // claimed slot; the ring never published it. (That a reader never returns
 // the half-written message is proven message by message in
 // runtime/ring's TestPublisherDeathMidClaim.)
 func TestPublisherKilledMidClaim(t *testing.T) {
-	goPeer, cppPeer, pyPeer := peerPrograms(t)
+	subs := allPeers(t)
+	goPeer := subs[0]
 	name := ringName(t, "midclaim")
 	const count = 10_000
-	subs := []peers.Peer{goPeer, cppPeer, pyPeer}
 	type exited struct {
 		lang   string
 		err    error
@@ -202,7 +235,7 @@ func TestPublisherKilledMidClaim(t *testing.T) {
 		}()
 	}
 	pubArgv := append(append([]string{}, goPeer.Argv...), "pub", "--ring", name, "--count", fmt.Sprint(count),
-		"--wait-subscribers", "3", "--timeout-s", "30", "--hang-mid-claim")
+		"--wait-subscribers", fmt.Sprint(len(subs)), "--timeout-s", "30", "--hang-mid-claim")
 	pub := exec.Command(pubArgv[0], pubArgv[1:]...)
 	pubErr, err := pub.StderrPipe()
 	require.NoError(t, err)
@@ -250,12 +283,12 @@ func TestPublisherKilledMidClaim(t *testing.T) {
 }
 
 // TestPublisherKilled: a Go publisher SIGKILLed mid-stream. Every
-// subscriber — Go, C++ and Python — reports "publisher dead" and exits 1
+// subscriber — Go, C++, Python and Rust — reports "publisher dead" and exits 1
 // within a few watchdog periods, instead of hanging.
 func TestPublisherKilled(t *testing.T) {
-	goPeer, cppPeer, pyPeer := peerPrograms(t)
+	subs := allPeers(t)
+	goPeer := subs[0]
 	name := ringName(t, "killed")
-	subs := []peers.Peer{goPeer, cppPeer, pyPeer}
 	type exited struct {
 		lang   string
 		err    error
@@ -277,10 +310,10 @@ func TestPublisherKilled(t *testing.T) {
 		}()
 	}
 	pubArgv := append(append([]string{}, goPeer.Argv...), "pub", "--ring", name, "--count", "1000000000",
-		"--wait-subscribers", "3", "--timeout-s", "30")
+		"--wait-subscribers", fmt.Sprint(len(subs)), "--timeout-s", "30")
 	pub := exec.Command(pubArgv[0], pubArgv[1:]...)
 	require.NoError(t, pub.Start())
-	// Wait until all three are registered and the stream is flowing.
+	// Wait until all of them are registered and the stream is flowing.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		st, err := ring.Inspect(name)
@@ -311,10 +344,11 @@ func TestPublisherKilled(t *testing.T) {
 
 // TestSealedMatrix runs the sealed mode (ABI.md §14) between the peers that
 // implement it: the publisher serves a sealed memfd ring on a Unix socket,
-// the subscriber dials it, checks its seals and registers.
+// the subscriber dials it, checks its seals and registers; nothing appears
+// in /dev/shm.
 func TestSealedMatrix(t *testing.T) {
-	goPeer, cppPeer, pyPeer := peerPrograms(t)
-	all := []peers.Peer{goPeer, cppPeer, pyPeer}
+	s := peerPrograms(t)
+	all := []peers.Peer{s.Go, s.Cpp, s.Python, s.Rust}
 	for _, pub := range all {
 		for _, sub := range all {
 			t.Run(pub.Lang+"_to_"+sub.Lang, func(t *testing.T) {
@@ -326,6 +360,8 @@ func TestSealedMatrix(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, res.Check(run))
 				assert.Equal(t, count, res.Subs[0].Received)
+				_, err = os.Stat("/dev/shm/" + run.Ring)
+				assert.True(t, os.IsNotExist(err), "a sealed ring leaves nothing in /dev/shm")
 			})
 		}
 	}
@@ -336,10 +372,11 @@ func TestSealedMatrix(t *testing.T) {
 // registered, so it gets seq 0 first (ABI.md §8.4, "Registered"; v1 could
 // start it past the end).
 func TestShortStreamBigRing(t *testing.T) {
-	goPeer, _, _ := peerPrograms(t)
-	for i := range 5 {
-		run := peers.Run{Ring: ringName(t, fmt.Sprint("short-", i)), Count: 100, Capacity: 65536, Pub: goPeer,
-			Subs: []peers.Sub{{Peer: goPeer}, {Peer: goPeer}}, Timeout: 30 * time.Second}
+	s := peerPrograms(t)
+	for i := range 6 {
+		pub := []peers.Peer{s.Go, s.Rust}[i%2]
+		run := peers.Run{Ring: ringName(t, fmt.Sprint("short-", i)), Count: 100, Capacity: 65536, Pub: pub,
+			Subs: []peers.Sub{{Peer: s.Go}, {Peer: s.Rust}}, Timeout: 30 * time.Second}
 		res, err := peers.Execute(run)
 		require.NoError(t, err)
 		require.NoError(t, res.Check(run))

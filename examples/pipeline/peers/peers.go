@@ -19,7 +19,7 @@ import (
 
 // Peer is one language's peer program.
 type Peer struct {
-	Lang string   // "go", "cpp", "python"
+	Lang string   // "go", "cpp", "python", "rust"
 	Argv []string // the command, without the pub/sub verb
 	Env  []string // extra environment
 }
@@ -236,6 +236,14 @@ func Flags(fs *flag.FlagSet) func() (goPeer, cppPeer, pyPeer Peer) {
 		return Peer{Lang: "go", Argv: []string{*g}}, Peer{Lang: "cpp", Argv: []string{*c}},
 			Peer{Lang: "python", Argv: strings.Fields(*p)}
 	}
+}
+
+// RustFlag registers --rust, the Rust peer's path as `make peers` builds it
+// (cargo's release output), on fs; the returned function gives the peer
+// once fs is parsed.
+func RustFlag(fs *flag.FlagSet) func() Peer {
+	r := fs.String("rust", "build/cargo/release/rustpeer", "Rust peer binary")
+	return func() Peer { return Peer{Lang: "rust", Argv: []string{*r}} }
 }
 
 // Rate formats a rate in messages per second for a summary table.

@@ -15,6 +15,9 @@ mod message;
 
 pub use message::{Bool, Message, UnknownEnumValue};
 
+#[cfg(feature = "ring")]
+pub mod ring;
+
 /// The `zerocopy` the generated code derives with, re-exported so that a
 /// crate using generated modules needs no dependency of its own on it (it
 /// may add one to name the traits; Cargo unifies the two 0.8 versions).
