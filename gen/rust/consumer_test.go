@@ -14,9 +14,10 @@ import (
 	"github.com/tachyon-io/tachyon/schema"
 )
 
-// consumerSchemas are the schemas of the consumer crate: the examples and
-// the corner cases of testdata.
-var consumerSchemas = []string{"../../examples/Message.tsch", "../../examples/book.tsch", "testdata/hostile.tsch", "testdata/long.tsch"}
+// consumerSchemas are the schemas of the consumer crate: the examples, the
+// corner cases of testdata and those every backend has.
+var consumerSchemas = []string{"../../examples/Message.tsch", "../../examples/book.tsch", "testdata/hostile.tsch", "testdata/long.tsch",
+	"../../schema/schematest/corners.tsch"}
 
 // TestCargoConsumer is a user's crate, outside the checkout, made the way
 // the README says: tachyon-ring as a path dependency, `tachyon-gen generate

@@ -19,10 +19,11 @@ import (
 	"github.com/tachyon-io/tachyon/schema/schematest"
 )
 
-// oracleFiles are the schemas of the oracle: the examples, the corners of
-// testdata/hostile.tsch (keywords, extreme values and ids, one-byte and
-// single-field messages, @align(4096), the 1 MiB limit, nested arrays of
-// structs) and n random schemas.
+// oracleFiles are the schemas of the oracle: the examples, the Rust corners
+// of testdata/hostile.tsch (keywords, names of what generated code uses,
+// extreme values and ids, one-byte and single-field messages, @align(4096),
+// the 1 MiB limit, nested arrays of structs), every backend's corners
+// (schematest.Corners) and n random schemas.
 func oracleFiles(t *testing.T, n int) []*schema.File {
 	t.Helper()
 	examples, err := filepath.Glob("../../examples/*.tsch")
@@ -30,6 +31,9 @@ func oracleFiles(t *testing.T, n int) []*schema.File {
 	s, err := schema.Load(append(examples, "testdata/hostile.tsch")...)
 	require.NoError(t, err)
 	files := append([]*schema.File(nil), s.All...)
+	corners, err := schema.LoadSource(schematest.CornersFile, []byte(schematest.Corners))
+	require.NoError(t, err)
+	files = append(files, corners.Files[0])
 	for i := range n {
 		pkg := fmt.Sprintf("rnd%03d", i)
 		src := schematest.Random(rand.New(rand.NewPCG(uint64(i), 13)), schematest.Options{Package: pkg})
@@ -41,7 +45,7 @@ func oracleFiles(t *testing.T, n int) []*schema.File {
 }
 
 // TestRandomSchemasAgainstRustc is the Rust backend's oracle. Over the
-// examples, testdata/hostile.tsch and 200 random schemas (40 with -short),
+// examples, testdata/hostile.tsch, schematest.Corners and 200 random schemas (40 with -short),
 // all modules of one crate built by one cargo run, it checks:
 //   - the modules compile warning-free (their const asserts hold) and are
 //     rustfmt's output;
