@@ -128,11 +128,11 @@ func main() {
 	step("floor ping-pong (C)", func() error {
 		return medianJSON(r, "floor_rtt_p50_ns", *floorPP, "--iterations", fmt.Sprint(n+warm))
 	})
-	step("protocol floor ping-pong (C, ABI v1 slots)", func() error {
-		return medianJSON(r, "protocol_floor_rtt_p50_ns", *floorPP, "--slots", "--iterations", fmt.Sprint(n+warm))
+	step("protocol floor ping-pong (C, ABI v2, the seed's slots)", func() error {
+		return medianJSON(r, "protocol_floor_rtt_p50_ns", append([]string{*floorPP}, append(seedFloor.pingpong, "--iterations", fmt.Sprint(n+warm))...)...)
 	})
 	step("floor SPSC ring (C)", func() error {
-		return mergeJSON(r, *floorRng, "--count", fmt.Sprint(msgs))
+		return mergeJSON(r, append([]string{*floorRng}, append(seedFloor.spsc, "--count", fmt.Sprint(msgs))...)...)
 	})
 	for _, e := range []struct {
 		lang, key string
@@ -462,7 +462,7 @@ func report(r *results) {
 	fmt.Fprintln(tw, "round trip (64 B)\tp50\tp90\tp99\tp99.9\tvs floor p50")
 	floor := r.Metrics["floor_rtt_p50_ns"].Value
 	rows := []struct{ key, label string }{{"floor", "floor: C cache-line ping-pong"},
-		{"protocol_floor", "protocol floor: ABI v1 slots in C"}, {"go_go_ring", "Tachyon Go<->Go"}, {"rust_rust_ring", "Tachyon Rust<->Rust"}, {"cpp_cpp_ring", "Tachyon C++<->C++"},
+		{"protocol_floor", "protocol floor: ABI v2 " + seedFloor.layout + " slots in C"}, {"go_go_ring", "Tachyon Go<->Go"}, {"rust_rust_ring", "Tachyon Rust<->Rust"}, {"cpp_cpp_ring", "Tachyon C++<->C++"},
 		{"go_cpp_ring", "Tachyon Go<->C++"}, {"go_python_ring", "Tachyon Go<->Python"}, {"go_go_parked", "Tachyon Go<->Go, echo parked"},
 		{"go_channel", "Go channel (in-process)"}, {"pipe", "pipe (Go)"}, {"uds", "Unix socket (Go)"}}
 	for _, row := range rows {

@@ -21,9 +21,9 @@ import (
 )
 
 // streamCapacity is the slot count of every throughput stream between
-// peers (4.5 MiB of 72-byte slots): deep enough that a subscriber's
-// per-batch overhead — a Python batch costs microseconds — does not stall
-// the publisher on a full ring. The same for every language pair, so their
+// peers (8 MiB of the seed message's 128-byte line slots): deep enough
+// that a subscriber's per-batch overhead — a Python batch costs
+// microseconds — does not stall the publisher on a full ring. The same for every language pair, so their
 // rates compare.
 const streamCapacity = 65536
 

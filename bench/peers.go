@@ -503,18 +503,20 @@ func peerSystems(p peerPaths) []system {
 	}
 	return []system{
 		{Key: "floor", Label: "C floor: cache line, SPSC ring", missing: need(p.floorPP, p.floorSPSC),
-			Notes: "round trip: a counter bounced in one cache line (floor_pingpong.c); stream: the C SPSC ring of ABI v1's slot size, batch 64 (floor_spsc.c)",
+			Notes: "round trip: a counter bounced in one cache line (floor_pingpong.c); stream: the C SPSC ring of the seed's ABI v2 slot (" +
+				seedFloor.layout + "), batch 64 (floor_spsc.c)",
 			rtt: func(_ string, z peerSizes) (Latency, error) {
 				return floorRTT(p.floorPP, "floor_rtt_", z)
 			},
 			stream: func(_ string, z peerSizes) (float64, error) {
-				obj, err := runJSON(p.floorSPSC, "--count", fmt.Sprint(z.StreamMsgs), "--runs", "1")
+				obj, err := runJSON(p.floorSPSC, append(slices.Clone(seedFloor.spsc), "--count", fmt.Sprint(z.StreamMsgs), "--runs", "1")...)
 				return obj["floor_ring_msgs_per_s"], err
 			}},
-		{Key: "protocol_floor", Label: "C protocol floor: ABI v1 slots", missing: need(p.floorPP),
-			Notes: "round trip: ABI v1's slot exchange hand-coded in C (floor_pingpong.c --slots): the bound of any v1 client",
+		{Key: "protocol_floor", Label: "C protocol floor: ABI v2 " + seedFloor.layout + " slots", missing: need(p.floorPP),
+			Notes: "round trip: ABI v2's slot exchange (asymmetric fences, the seed message's default slot layout) hand-coded in C (floor_pingpong.c " +
+				strings.Join(seedFloor.pingpong, " ") + "): the bound of any v2 client",
 			rtt: func(_ string, z peerSizes) (Latency, error) {
-				return floorRTT(p.floorPP, "protocol_floor_rtt_", z, "--slots")
+				return floorRTT(p.floorPP, "protocol_floor_rtt_", z, seedFloor.pingpong...)
 			}},
 		func() system {
 			s := tachyon("tachyon_go_go", "Tachyon Go<->Go", "", gp, gp)

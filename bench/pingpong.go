@@ -140,7 +140,7 @@ func ringPingPong(echo []string, tag string, n, warm int, gap time.Duration) (La
 		if gap > 0 {
 			time.Sleep(gap)
 		}
-		t0 := time.Now()
+		t0 := nanotime()
 		m, err := pub.Claim()
 		if err != nil {
 			return Latency{}, err
@@ -153,7 +153,7 @@ func ringPingPong(echo []string, tag string, n, warm int, gap time.Duration) (La
 			return Latency{}, fmt.Errorf("echo %d: %v (seq %d)", i, err, in.Seq)
 		}
 		if i >= warm {
-			rtts = append(rtts, time.Since(t0))
+			rtts = append(rtts, since(t0))
 		}
 	}
 	return latencyOf(rtts), nil
@@ -198,7 +198,7 @@ func streamPingPong(kind string, n, warm int) (Latency, error) {
 	var buf [64]byte
 	rtts := make([]time.Duration, 0, n)
 	for i := range n + warm {
-		t0 := time.Now()
+		t0 := nanotime()
 		if _, err := parentW.Write(buf[:]); err != nil {
 			return Latency{}, err
 		}
@@ -206,7 +206,7 @@ func streamPingPong(kind string, n, warm int) (Latency, error) {
 			return Latency{}, err
 		}
 		if i >= warm {
-			rtts = append(rtts, time.Since(t0))
+			rtts = append(rtts, since(t0))
 		}
 	}
 	parentW.Close()
@@ -245,12 +245,12 @@ func channelPingPong(n, warm int) Latency {
 	rtts := make([]time.Duration, 0, n)
 	var m market.Message
 	for i := range n + warm {
-		t0 := time.Now()
+		t0 := nanotime()
 		m.Seq = uint64(i)
 		ping <- m
 		m = <-pong
 		if i >= warm {
-			rtts = append(rtts, time.Since(t0))
+			rtts = append(rtts, since(t0))
 		}
 	}
 	close(ping)

@@ -189,8 +189,8 @@ func (p Policy) String() string {
 type SlotLayout int
 
 const (
-	// SlotAuto picks SlotLine when a slot of the line layout is a single
-	// cache line (a stamp and a message of at most 56 bytes), SlotPacked
+	// SlotAuto picks SlotLine when a slot of the line layout is one or two
+	// cache lines (a stamp and a message of at most 120 bytes), SlotPacked
 	// otherwise: the measurements behind the rule are in docs/DECISIONS.md.
 	SlotAuto SlotLayout = iota
 	// SlotPacked packs slots at 8-byte (or the message's) alignment: least
@@ -214,13 +214,19 @@ func (l SlotLayout) String() string {
 	return fmt.Sprintf("layout(%d)", int(l))
 }
 
-// resolve returns the concrete layout for a message of the given size and
-// alignment.
-func (l SlotLayout) resolve(msgSize, msgAlign uint64) SlotLayout {
+// Resolve returns the concrete layout l gives a message of the given size
+// and alignment. SlotAuto's rule: line slots when the stamp and the message
+// fit in two cache lines (a slot of one or two whole lines), packed slots
+// for larger messages. Measured in docs/DECISIONS.md: an aligned slot of
+// one or two lines travels between cores as the hardware moves lines (the
+// adjacent-line prefetch fetches a 128-byte pair together), where a packed
+// slot straddles lines it shares with its neighbours; above two lines the
+// padding costs stream throughput and buys no round-trip time.
+func (l SlotLayout) Resolve(msgSize, msgAlign uint64) SlotLayout {
 	if l != SlotAuto {
 		return l
 	}
-	if max(8, msgAlign)+msgSize <= CacheLine {
+	if max(8, msgAlign)+msgSize <= 2*CacheLine {
 		return SlotLine
 	}
 	return SlotPacked

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -58,7 +59,8 @@ func TestGoldenABI(t *testing.T) {
 		{"tick_block_v2.hex", "ABI v2: Tick (64 B, align 8, id 1, fp 0x7ac49e0f1d2b3c4d), capacity 8, 2 entries, block, batch 2, liveness 2s, packed slots, strong fences; " +
 			"one unlimited subscriber (entry 0) attached; messages 0,1,2 published (fill(seq)) and flushed; 1 received",
 			func(t *testing.T, name string) []byte {
-				pub, err := Create[Tick](name, Options{Capacity: 8, MaxSubscribers: 2, Batch: 2, LivenessTimeout: 2 * time.Second, Fences: FencesStrong})
+				pub, err := Create[Tick](name, Options{Capacity: 8, MaxSubscribers: 2, Batch: 2, LivenessTimeout: 2 * time.Second,
+					SlotLayout: SlotPacked, Fences: FencesStrong})
 				require.NoError(t, err)
 				t.Cleanup(func() { _ = pub.Close() })
 				sub, err := Attach[Tick](name, SubscribeOptions{})
@@ -153,4 +155,22 @@ func firstDiff(want, got []byte) string {
 		}
 	}
 	return ""
+}
+
+// TestSlotAutoRule pins SlotAuto's rule, which every client repeats (the
+// C++, Python and Rust tests hold the same table): line slots when a stamp
+// and the message fit in two cache lines, packed beyond.
+func TestSlotAutoRule(t *testing.T) {
+	for _, c := range []struct {
+		size, align uint64
+		want        SlotLayout
+	}{
+		{8, 1, SlotLine}, {16, 8, SlotLine}, {56, 8, SlotLine}, {64, 8, SlotLine}, {120, 8, SlotLine},
+		{128, 8, SlotPacked}, {120, 4, SlotLine}, {124, 4, SlotPacked}, {64, 64, SlotLine}, {128, 64, SlotPacked},
+		{1024, 8, SlotPacked},
+	} {
+		assert.Equal(t, c.want, SlotAuto.Resolve(c.size, c.align), "%d B, align %d", c.size, c.align)
+		assert.Equal(t, SlotPacked, SlotPacked.Resolve(c.size, c.align))
+		assert.Equal(t, SlotLine, SlotLine.Resolve(c.size, c.align))
+	}
 }

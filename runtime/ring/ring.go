@@ -40,8 +40,9 @@ type Options struct {
 	// with fchmod, so the umask does not filter it. World-writable modes
 	// are refused.
 	Mode os.FileMode
-	// SlotLayout is how slots are laid out (default SlotAuto: one cache
-	// line per slot when the message fits in 56 bytes, packed otherwise).
+	// SlotLayout is how slots are laid out (default SlotAuto: slots of
+	// whole cache lines when a message fits in 120 bytes — one line up to
+	// 56 — packed otherwise; SlotLayout.Resolve).
 	SlotLayout SlotLayout
 	// Fences chooses how the ring's handshakes are fenced (default
 	// FencesAuto: asymmetric, with membarrier, where this process can
@@ -269,7 +270,7 @@ func headerFor(op, name string, id identity, opts *Options) (header, error) {
 	if err := opts.normalize(); err != nil {
 		return header{}, fmt.Errorf("%s %q: %w", op, name, err)
 	}
-	line := opts.SlotLayout.resolve(id.size, id.align) == SlotLine
+	line := opts.SlotLayout.Resolve(id.size, id.align) == SlotLine
 	g, err := computeGeometry(id.size, id.align, uint64(opts.Capacity), uint64(opts.MaxSubscribers), line)
 	if err != nil {
 		return header{}, fmt.Errorf("%s %q: %w: %v", op, name, ErrInvalidOptions, err)

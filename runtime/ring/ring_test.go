@@ -833,7 +833,7 @@ func TestInspect(t *testing.T) {
 	var sb strings.Builder
 	require.NoError(t, WriteStats(&sb, st))
 	out := sb.String()
-	for _, want := range []string{name, "0x7ac49e0f1d2b3c4d", "64 packed slots", "policy block", "fill      40/64",
+	for _, want := range []string{name, "0x7ac49e0f1d2b3c4d", "64 line slots", "slot 128 B", "policy block", "fill      40/64",
 		"RECEIVED", "unlimited", "active", "yes"} {
 		assert.Contains(t, out, want)
 	}

@@ -17,17 +17,23 @@
  *   {"floor_rtt_p50_ns":..,"floor_rtt_p90_ns":..,"floor_rtt_p99_ns":..,
  *    "floor_rtt_p999_ns":..,"floor_rtt_max_ns":..}
  *
- * With --slots it measures instead the floor of ABI v1's message exchange
+ * With --slots it measures instead the floor of ABI v2's message exchange
  * (runtime/ABI.md §8), hand-coded here without any Tachyon code: two rings
- * (ping, pong) of 64 slots, each slot an 8-byte stamp and the 64-byte seed
- * message (72 bytes, so two cache lines); the writer stores stamp 2i+1,
- * the message, stamp 2i+2 (release stores), then the tail with a full fence
- * and loads a sleeper flag (handshake H1); the reader spins on the stamp
- * (§8.5 step 1a) and on a word of the slot's second line (so both lines
- * travel together, as the Go and C++ clients wait), copies the message, re-checks the stamp, stores its head
- * with a full fence and loads the producer's sleeping flag (H2). Nothing
- * ever sleeps. This is what the protocol itself costs on this machine, the
- * bound any client of ABI v1 meets; keys are then "protocol_floor_rtt_*".
+ * (ping, pong) of 64 slots. By default each slot is ABI v2's packed slot of
+ * the 64-byte seed message: an 8-byte stamp and the message (72 bytes, so
+ * two cache lines); with --line it is a line slot (ABI.md §3) of a 56-byte
+ * message, stamp and message in one aligned 64-byte line. The exchange is
+ * that of an asymmetric-fence ring (flags bit 1, §8.6), the default where
+ * membarrier works: the writer stores stamp 2i+1, the message, stamp 2i+2
+ * and the tail, all plain (release) stores, then loads a sleeper flag
+ * (handshake H1, whose fence the parking side's membarrier supplies); the
+ * reader spins on the stamp (§8.5 step 1a) and on a word of the slot's
+ * second line if it has one (so both lines travel together, as the clients
+ * wait), copies the message, re-checks the stamp, stores its head (release)
+ * and loads the producer's sleeping flag (H2). Nothing ever sleeps. This is
+ * what the protocol itself costs on this machine, the bound any client of
+ * ABI v2 meets; keys are then "protocol_floor_rtt_*", with
+ * "protocol_floor_slot_bytes" (72 packed, 128 with --line, for --msg 64).
  *
  * Build: cc -O2 -std=c11 -Wall -Wextra -Werror floor_pingpong.c -o floor_pingpong
  */
@@ -52,45 +58,50 @@ struct shared {
  * the sleeper flags on producer-written lines, the head and the sleeping
  * flag on subscriber/producer lines of their own. */
 #define SLOTS 64
-#define MSG 64
-#define SLOT (8 + MSG)
+#define MAX_SLOT 1088
 struct ring {
     _Alignas(128) _Atomic uint64_t tail;
     _Alignas(128) _Atomic uint32_t sleeper;       /* subscriber's flag, read by the producer */
     _Alignas(128) _Atomic uint32_t prod_sleeping; /* producer's flag, read by the subscriber */
     _Alignas(128) _Atomic uint64_t head;
-    _Alignas(128) unsigned char slots[SLOTS * SLOT];
+    _Alignas(128) unsigned char slots[SLOTS * MAX_SLOT];
 };
 
+/* The geometry (ABI.md §3): packed, an 8-byte stamp and the message
+ * rounded up to 8 bytes, or line, the same rounded up to whole aligned
+ * cache lines. Set once, before the fork. */
+static size_t slot_size = 72, msg_size = 64;
+
 static _Atomic uint64_t *stamp_of(struct ring *r, uint64_t i) {
-    return (_Atomic uint64_t *)(void *)&r->slots[(i % SLOTS) * SLOT];
+    return (_Atomic uint64_t *)(void *)&r->slots[(i % SLOTS) * slot_size];
 }
 
 static void ring_send(struct ring *r, uint64_t i, const unsigned char *msg) {
     _Atomic uint64_t *st = stamp_of(r, i);
     atomic_store_explicit(st, 2 * i + 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_release);
-    memcpy((unsigned char *)st + 8, msg, MSG);
+    atomic_thread_fence(memory_order_release); /* x86: orders the compiler only, as Go's open stamp */
+    memcpy((unsigned char *)st + 8, msg, msg_size);
     atomic_store_explicit(st, 2 * i + 2, memory_order_release);
-    atomic_store(&r->tail, i + 1);                                      /* seq_cst: XCHG */
-    if (atomic_load(&r->sleeper) != 0) fprintf(stderr, "unexpected sleeper\n"); /* H1 */
+    atomic_store_explicit(&r->tail, i + 1, memory_order_release);                /* asymmetric: no fence */
+    if (atomic_load_explicit(&r->sleeper, memory_order_relaxed) != 0) fprintf(stderr, "unexpected sleeper\n"); /* H1 */
 }
 
 /* Receives index i into msg; returns 0, or -1 on STOP (stamp of all ones). */
 static int ring_recv(struct ring *r, uint64_t i, unsigned char *msg) {
     _Atomic uint64_t *st = stamp_of(r, i);
     uint64_t s;
-    _Atomic uint64_t *line2 = (_Atomic uint64_t *)(void *)((unsigned char *)st + 64);
+    /* the slot's last word: on its second line if it has one, else the stamp's line again */
+    _Atomic uint64_t *last = (_Atomic uint64_t *)(void *)((unsigned char *)st + slot_size - 8);
     while ((s = atomic_load_explicit(st, memory_order_acquire)) != 2 * i + 2) {
-        (void)atomic_load_explicit(line2, memory_order_acquire);
+        (void)atomic_load_explicit(last, memory_order_acquire);
         if (s == STOP) return -1;
         relax();
     }
-    memcpy(msg, (unsigned char *)st + 8, MSG);
+    memcpy(msg, (unsigned char *)st + 8, msg_size);
     atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(st, memory_order_relaxed) != 2 * i + 2) abort(); /* never lapped here */
-    atomic_store(&r->head, i + 1);                                                /* seq_cst: XCHG */
-    if (atomic_load(&r->prod_sleeping) != 0) fprintf(stderr, "unexpected sleeping producer\n"); /* H2 */
+    atomic_store_explicit(&r->head, i + 1, memory_order_release);               /* asymmetric: no fence */
+    if (atomic_load_explicit(&r->prod_sleeping, memory_order_relaxed) != 0) fprintf(stderr, "unexpected sleeping producer\n"); /* H2 */
     return 0;
 }
 
@@ -108,7 +119,7 @@ static void echo(struct shared *s) {
 
 static void slot_echo(struct ring *ping, struct ring *pong) {
     pin(1);
-    unsigned char msg[MSG];
+    unsigned char msg[MAX_SLOT];
     for (uint64_t i = 0; ring_recv(ping, i, msg) == 0; i++) ring_send(pong, i, msg);
     _exit(0);
 }
@@ -126,7 +137,7 @@ static uint64_t quantile(const uint64_t *sorted, size_t n, double q) {
 
 int main(int argc, char **argv) {
     long iterations = 200000, warmup = 10000;
-    int slots = 0;
+    int slots = 0, line = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
         const char *eq = strchr(a, '=');
@@ -137,17 +148,28 @@ int main(int argc, char **argv) {
             slots = 1;
             continue;
         }
-        if (len == strlen("--iterations") && strncmp(a, "--iterations", len) == 0 && v) {
+        if (!eq && strcmp(a, "--line") == 0) {
+            slots = line = 1;
+            continue;
+        }
+        if (len == strlen("--msg") && strncmp(a, "--msg", len) == 0 && v) {
+            msg_size = (size_t)parse_count("--msg", v, 8);
+            if (msg_size > MAX_SLOT - 64 || msg_size % 8 != 0) {
+                fprintf(stderr, "floor_pingpong: --msg must be a multiple of 8 up to %d\n", MAX_SLOT - 64);
+                return 2;
+            }
+        } else if (len == strlen("--iterations") && strncmp(a, "--iterations", len) == 0 && v) {
             iterations = parse_count("--iterations", v, 1);
         } else if (len == strlen("--warmup") && strncmp(a, "--warmup", len) == 0 && v) {
             warmup = parse_count("--warmup", v, 0);
         } else {
-            fprintf(stderr, "usage: floor_pingpong [--slots] [--iterations N] [--warmup W]\n");
+            fprintf(stderr, "usage: floor_pingpong [--slots [--line] [--msg BYTES]] [--iterations N] [--warmup W]\n");
             return 2;
         }
         if (!eq) i++;
     }
 
+    slot_size = line ? (8 + msg_size + 63) / 64 * 64 : 8 + msg_size;
     struct shared *s = mmap(NULL, sizeof *s, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     struct ring *rings = mmap(NULL, 2 * sizeof *rings, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     uint64_t *rtt = malloc((size_t)iterations * sizeof *rtt);
@@ -170,13 +192,13 @@ int main(int argc, char **argv) {
     pin(0);
 
     uint64_t total = (uint64_t)warmup + (uint64_t)iterations;
-    unsigned char out[MSG] = {0}, in[MSG];
+    unsigned char out[MAX_SLOT] = {0}, in[MAX_SLOT];
     for (uint64_t i = 0; i < total; i++) {
         uint64_t t0 = now_ns();
         if (slots) {
             memcpy(out, &i, sizeof i); /* the seed message's seq */
             ring_send(&rings[0], i, out);
-            if (ring_recv(&rings[1], i, in) != 0 || memcmp(in, out, MSG) != 0) abort();
+            if (ring_recv(&rings[1], i, in) != 0 || memcmp(in, out, msg_size) != 0) abort();
         } else {
             atomic_store_explicit(&s->counter, 2 * i + 1, memory_order_release);
             while (atomic_load_explicit(&s->counter, memory_order_acquire) != 2 * i + 2) relax();
@@ -196,10 +218,12 @@ int main(int argc, char **argv) {
     qsort(rtt, n, sizeof *rtt, cmp_u64);
     const char *k = slots ? "protocol_floor" : "floor";
     printf("{\"%s_rtt_p50_ns\":%llu,\"%s_rtt_p90_ns\":%llu,\"%s_rtt_p99_ns\":%llu,"
-           "\"%s_rtt_p999_ns\":%llu,\"%s_rtt_max_ns\":%llu}\n",
+           "\"%s_rtt_p999_ns\":%llu,\"%s_rtt_max_ns\":%llu",
            k, (unsigned long long)quantile(rtt, n, 0.50), k, (unsigned long long)quantile(rtt, n, 0.90),
            k, (unsigned long long)quantile(rtt, n, 0.99), k, (unsigned long long)quantile(rtt, n, 0.999),
            k, (unsigned long long)rtt[n - 1]);
+    if (slots) printf(",\"protocol_floor_slot_bytes\":%zu", slot_size);
+    printf("}\n");
     free(rtt);
     return 0;
 }

@@ -8,13 +8,14 @@
  * waits, so neither can wait for the other forever). The consumer copies
  * every message out and checks its sequence number.
  *
- * A slot carries what an ABI v1 slot carries for the seed message (64 B,
+ * A slot carries what an ABI v2 slot carries for the seed message (64 B,
  * align 8): an 8-byte word (the stamp's place; here the index, checked too)
- * and the 64-byte message, 72 bytes (runtime/ABI.md §3: slot_size =
- * round_up(8 + 64, 8)). The floor moves the same bytes per message as the
- * ring it bounds.
+ * and the 64-byte message, in a slot of --slot bytes: 72 for a packed slot
+ * (runtime/ABI.md §3: round_up(8 + 64, 8)), 128 for a line slot (two whole
+ * cache lines). The floor moves the same bytes per message as the ring it
+ * bounds.
  *
- *   floor_spsc [--count N] [--runs R]
+ *   floor_spsc [--count N] [--runs R] [--slot 72|128]
  *
  * Prints the median of R runs (default 3) as one JSON line on stdout,
  * {"floor_ring_msgs_per_s": ..}, and each run on stderr. On a one-CPU
@@ -31,10 +32,12 @@
 #include <unistd.h>
 
 #define MSG_SIZE 64
-#define SLOT_SIZE 72 /* ABI v1 slot_size of a 64-byte, 8-aligned message */
+#define MAX_SLOT 128
 #define CAPACITY 4096
 #define MASK (CAPACITY - 1)
 #define BATCH 64 /* index publication batch */
+
+static size_t slot_size = 72; /* --slot */
 
 /* The message, laid out as the seed message (seq, timestamp_ns, payload[48]). */
 struct message {
@@ -52,7 +55,7 @@ struct ring {
     uint64_t elapsed_ns; /* consumer's results */
     uint64_t bad;        /* messages out of sequence */
     uint64_t checksum;   /* of every byte copied: the copy cannot be optimised away */
-    _Alignas(128) unsigned char slots[CAPACITY * SLOT_SIZE];
+    _Alignas(128) unsigned char slots[CAPACITY * MAX_SLOT];
 };
 
 static void produce(struct ring *r, uint64_t count) {
@@ -66,7 +69,7 @@ static void produce(struct ring *r, uint64_t count) {
             atomic_store_explicit(&r->tail, i, memory_order_release);
             while (i - (head_cache = atomic_load_explicit(&r->head, memory_order_acquire)) >= CAPACITY) relax();
         }
-        unsigned char *slot = r->slots + (i & MASK) * SLOT_SIZE;
+        unsigned char *slot = r->slots + (i & MASK) * slot_size;
         struct message m = {.seq = i, .timestamp_ns = i ^ 0x5555};
         for (int k = 0; k < 6; k++) m.payload[k] = i * 0x9e3779b97f4a7c15u + (uint64_t)k;
         memcpy(slot, &i, sizeof i);
@@ -89,7 +92,7 @@ static void consume(struct ring *r, uint64_t count) {
             atomic_store_explicit(&r->head, head, memory_order_release);
             while ((tail_cache = atomic_load_explicit(&r->tail, memory_order_acquire)) == head) relax();
         }
-        const unsigned char *slot = r->slots + (head & MASK) * SLOT_SIZE;
+        const unsigned char *slot = r->slots + (head & MASK) * slot_size;
         uint64_t stamp;
         struct message m;
         memcpy(&stamp, slot, sizeof stamp);
@@ -159,8 +162,14 @@ int main(int argc, char **argv) {
             count = parse_count("--count", v, 1);
         } else if (len == strlen("--runs") && strncmp(a, "--runs", len) == 0 && v) {
             runs = parse_count("--runs", v, 1);
+        } else if (len == strlen("--slot") && strncmp(a, "--slot", len) == 0 && v) {
+            slot_size = (size_t)parse_count("--slot", v, 72);
+            if (slot_size != 72 && slot_size != 128) {
+                fprintf(stderr, "floor_spsc: --slot must be 72 (packed) or 128 (line)\n");
+                return 2;
+            }
         } else {
-            fprintf(stderr, "usage: floor_spsc [--count N] [--runs R]\n");
+            fprintf(stderr, "usage: floor_spsc [--count N] [--runs R] [--slot 72|128]\n");
             return 2;
         }
         if (!eq) i++;

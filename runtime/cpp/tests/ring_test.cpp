@@ -136,10 +136,6 @@ void golden_decode() {
         check_eq(g.slots_off, w.slots_off, "slots_offset");
         check_eq(g.seg_size, w.seg_size, "segment_size");
         check_eq(seg.size(), g.seg_size, "vector length");
-        // The automatic layout is line exactly when a stamp and the message
-        // fit one cache line (the Go rule the vectors were built with).
-        check_eq(tachyon::line_slots(tachyon::SlotLayout::automatic, g.msg_size, g.msg_align), g.slot_size == 64,
-                 "automatic layout");
         // Re-encoding the decoded header gives the vector's identity line
         // (created_ns and ready aside: volatile and not encoded).
         std::vector<std::byte> line(abi::kHeaderSize);
@@ -147,6 +143,16 @@ void golden_decode() {
         std::memcpy(line.data() + abi::kOffReady, seg.data() + abi::kOffReady, 4);
         check(std::equal(line.begin(), line.begin() + abi::kLineSize, seg.begin()), "re-encoded identity line");
     }
+    // The automatic layout (every client's rule, DECISIONS.md): line slots
+    // when a stamp and the message fit in two cache lines, packed beyond.
+    const struct {
+        std::uint64_t size, align;
+        bool line;
+    } rule[] = {{8, 1, true},     {16, 8, true},    {56, 8, true},   {64, 8, true},  {120, 8, true},
+                {128, 8, false},  {120, 4, true},   {124, 4, false}, {64, 64, true}, {128, 64, false},
+                {1024, 8, false}};
+    for (const auto& r : rule)
+        check_eq(tachyon::line_slots(tachyon::SlotLayout::automatic, r.size, r.align), r.line, "automatic layout");
 }
 
 /// Builds the vectors' rings with this client, drives them to the same
@@ -166,6 +172,7 @@ void golden_rebuild() {
                                                   .policy = Policy::block,
                                                   .batch = 2,
                                                   .liveness_timeout = 2s,
+                                                  .slot_layout = tachyon::SlotLayout::packed,
                                                   .fences = tachyon::Fences::strong});
         auto sub = Subscriber<Tick>::attach(name);
         publish_ticks(pub, 0, 3);
@@ -605,12 +612,12 @@ void slot_layouts() {
             check(m.seq == i && m.value == i * 3, "the message");
         }
     }
-    for (const auto layout : {tachyon::SlotLayout::automatic, tachyon::SlotLayout::line}) {
+    for (const auto layout : {tachyon::SlotLayout::automatic, tachyon::SlotLayout::packed, tachyon::SlotLayout::line}) {
         Scope scope(std::string("Tick, ") + std::string(tachyon::to_string(layout)));
         RingName name;
         auto pub = Publisher<Tick>::create(name, {.capacity = 16, .slot_layout = layout});
         const auto g = geometry(pub);
-        const bool line = layout == tachyon::SlotLayout::line;
+        const bool line = layout != tachyon::SlotLayout::packed;  // automatic: 64 B fit in two lines
         check_eq(g.line_slots, line, "line slots");
         check_eq(g.slot_size, line ? 128u : 72u, "slot size");
         check_eq(g.slots_off % 64, 0u, "slots start on a cache line");

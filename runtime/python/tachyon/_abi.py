@@ -233,8 +233,8 @@ class Geometry:
 
 def line_slots_by_default(msg_size: int, msg_align: int) -> bool:
     """This client's choice of slot layout when the creator does not say (as Go's):
-    line slots when a stamp and the message fit one cache line, else packed."""
-    return max(8, msg_align) + msg_size <= CACHE_LINE
+    line slots when a stamp and the message fit in two cache lines, else packed."""
+    return max(8, msg_align) + msg_size <= 2 * CACHE_LINE
 
 
 def compute_geometry(msg_size: int, msg_align: int, capacity: int, max_subs: int, line_slots: bool) -> Geometry:

@@ -144,7 +144,7 @@ class Publisher(Handle, Generic[P]):
         ``mode`` is applied with fchmod (world-writable modes are refused).
         ``slot_layout`` is ``"line"`` (every slot on its own cache lines),
         ``"packed"`` or ``"auto"`` (line when a stamp and the message fit in
-        one 64-byte line); ``fences`` is ``"asymmetric"`` (no locked
+        two 64-byte lines); ``fences`` is ``"asymmetric"`` (no locked
         instruction on the publish and receive paths; membarrier on the rare
         parking and registering side), ``"strong"`` or ``"auto"``
         (asymmetric where this process can register for membarrier and

@@ -147,7 +147,7 @@ def test_mode_exact_under_umask(ring_name: str) -> None:
 
 
 def valid_header(ring_name: str) -> bytes:
-    with Publisher.create(ring_name, Message, capacity=16, max_subscribers=2) as pub:
+    with Publisher.create(ring_name, Message, capacity=16, max_subscribers=2, slot_layout="packed") as pub:
         data = bytes(pub._seg.mm[:])
     return data
 

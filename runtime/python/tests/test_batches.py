@@ -32,12 +32,12 @@ def test_batch_is_a_strided_view_of_the_slots(pair: tuple[Publisher, Subscriber]
         mapping = np.frombuffer(sub._seg.mm, dtype=np.uint8)
         assert np.shares_memory(arr, mapping)
         g = sub._seg.geo
-        assert arr.dtype.itemsize == g.slot_size == 72
+        assert arr.dtype.itemsize == g.slot_size == 128  # a line slot: two whole cache lines
         assert arr.dtype.fields["seq"][1] == g.slot_msg_offset
         assert arr.dtype.names == Message.DTYPE.names
         assert not arr.flags.writeable
         assert b["seq"].tolist() == list(range(10))
-        assert b["payload"].shape == (10, 48) and b["payload"].strides == (72, 1)
+        assert b["payload"].shape == (10, 48) and b["payload"].strides == (128, 1)
         assert b.start == 0 and len(b) == 10
         del arr, mapping
     assert b.released and sub.received == 10
@@ -185,8 +185,8 @@ def test_dlpack_numeric_fields_without_copy(pair: tuple[Publisher, Subscriber]) 
     seq = np.from_dlpack(b["seq"])
     payload = np.from_dlpack(b["payload"])
     assert np.shares_memory(seq, b.array) and np.shares_memory(payload, b.array)
-    assert seq.tolist() == list(range(7)) and seq.strides == (72,)
-    assert payload.shape == (7, 48) and payload.strides == (72, 1)
+    assert seq.tolist() == list(range(7)) and seq.strides == (128,)
+    assert payload.shape == (7, 48) and payload.strides == (128, 1)
     assert (payload == records(range(7))["payload"]).all()
     assert not seq.flags.writeable  # read-only, signalled through DLPack >= 1.0
     with pytest.raises(BufferError, match="readonly"):

@@ -51,7 +51,7 @@ def first_diff(want: bytes, got: bytes) -> str:
 def test_tick_block(ring_name: str) -> None:
     want = parse_hex(GOLDEN / "tick_block_v2.hex")
     with Publisher.create(
-        ring_name, Tick, capacity=8, max_subscribers=2, batch=2, liveness_timeout=2.0, fences="strong"
+        ring_name, Tick, capacity=8, max_subscribers=2, batch=2, liveness_timeout=2.0, slot_layout="packed", fences="strong"
     ) as pub:
         with Subscriber.attach(ring_name, Tick) as sub:
             for seq in range(3):
@@ -113,3 +113,16 @@ def test_vector_headers_validate(path: Path) -> None:
     raw = parse_hex(path)
     h = abi.decode_header(raw[: abi.HEADER_SIZE])
     assert h.geo.segment_size == len(raw)
+
+
+@pytest.mark.parametrize(
+    ("size", "align", "line"),
+    [
+        (8, 1, True), (16, 8, True), (56, 8, True), (64, 8, True), (120, 8, True), (128, 8, False),
+        (120, 4, True), (124, 4, False), (64, 64, True), (128, 64, False), (1024, 8, False),
+    ],
+)
+def test_automatic_slot_layout_rule(size: int, align: int, line: bool) -> None:
+    """Every client's rule (the Go, C++ and Rust tests hold the same table):
+    line slots when a stamp and the message fit in two cache lines."""
+    assert abi.line_slots_by_default(size, align) is line

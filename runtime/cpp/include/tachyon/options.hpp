@@ -38,7 +38,7 @@ inline constexpr int kYieldPolls = 64;
 
 /// How a ring's slots are laid out (ABI.md §3), chosen at creation.
 enum class SlotLayout {
-    automatic,  ///< line when a stamp and the message fit one 64-byte line, else packed (as Go)
+    automatic,  ///< line when a stamp and the message fit two 64-byte lines, else packed (as Go)
     packed,     ///< slots at the message's alignment (at least 8): least memory
     line,       ///< every slot starts on a cache line and spans whole lines
 };
@@ -69,10 +69,12 @@ enum class Fences {
 }
 
 /// The layout `l` gives a message of `size` bytes aligned to `align`: the Go
-/// runtime's rule for `automatic` (docs/DECISIONS.md has its measurements).
+/// runtime's rule for `automatic` — line slots when the stamp and the message
+/// fit in two cache lines, packed otherwise (docs/DECISIONS.md has its
+/// measurements).
 [[nodiscard]] constexpr bool line_slots(SlotLayout l, std::uint64_t size, std::uint64_t align) noexcept {
     if (l != SlotLayout::automatic) return l == SlotLayout::line;
-    return (align > 8 ? align : 8) + size <= abi::kCacheLine;
+    return (align > 8 ? align : 8) + size <= 2 * abi::kCacheLine;
 }
 
 /// Ring creation options (the Go Options, same defaults).

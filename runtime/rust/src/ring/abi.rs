@@ -172,8 +172,8 @@ impl std::str::FromStr for Policy {
 /// How a creator lays slots out (ABI.md §3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SlotLayout {
-    /// [`SlotLayout::Line`] when a stamp and the message fit in one cache
-    /// line, [`SlotLayout::Packed`] otherwise (the Go runtime's rule).
+    /// [`SlotLayout::Line`] when a stamp and the message fit in two cache
+    /// lines, [`SlotLayout::Packed`] otherwise (the Go runtime's rule).
     #[default]
     Auto,
     /// Slots at the message's alignment (at least 8): least memory.
@@ -189,7 +189,7 @@ impl SlotLayout {
         match self {
             SlotLayout::Packed => false,
             SlotLayout::Line => true,
-            SlotLayout::Auto => msg_align.max(8) + msg_size <= CACHE_LINE,
+            SlotLayout::Auto => msg_align.max(8) + msg_size <= 2 * CACHE_LINE,
         }
     }
 }
@@ -631,8 +631,15 @@ mod tests {
         // @align(64): the message at +64, slots aligned to 64 in both layouts.
         let b = Geometry::compute(64, 64, 4, 1, false).unwrap();
         assert_eq!((b.slot_msg_off, b.slot_size), (64, 128));
+        // Auto: line slots up to two whole lines, packed beyond.
         assert!(SlotLayout::Auto.is_line(56, 8));
-        assert!(!SlotLayout::Auto.is_line(64, 8));
+        assert!(SlotLayout::Auto.is_line(64, 8));
+        assert!(SlotLayout::Auto.is_line(120, 8));
+        assert!(!SlotLayout::Auto.is_line(128, 8));
+        assert!(SlotLayout::Auto.is_line(64, 64));
+        assert!(!SlotLayout::Auto.is_line(128, 64));
+        assert!(SlotLayout::Auto.is_line(120, 4));
+        assert!(!SlotLayout::Auto.is_line(124, 4));
     }
 
     #[test]

@@ -245,7 +245,7 @@ fn a_batch_is_a_strided_view_that_stops_at_the_wrap() {
         publisher.publish(&Tick::of(seq)).unwrap();
     }
     let b = sub.borrow_batch(100, SEC).unwrap();
-    assert_eq!((b.len(), b.stride()), (6, 72));
+    assert_eq!((b.len(), b.stride()), (6, 128)); // a 64-byte message: a two-line slot
     assert_eq!(b[5].seq, 5);
     assert!(b.get(6).is_none());
     assert_eq!(

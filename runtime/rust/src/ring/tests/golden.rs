@@ -72,6 +72,7 @@ fn tick_block() {
         max_subscribers: 2,
         batch: 2,
         liveness_timeout: Duration::from_secs(2),
+        slot_layout: SlotLayout::Packed,
         fences: Fences::Strong,
         ..Options::default()
     };
