@@ -8,6 +8,6 @@ var fenceWord uint64
 
 // loadFence orders the plain loads of a message copy before the atomic
 // stamp re-check on weakly ordered CPUs: an atomic read-modify-write is a
-// full barrier in Go's implementation. ABI v1 is specified for x86-64 only
-// (ABI.md "Platform"); this keeps the Go side correct elsewhere.
+// full barrier in Go's implementation (arm64 and every other weakly
+// ordered CPU Go supports; ABI.md "Platform").
 func loadFence() { atomic.AddUint64(&fenceWord, 0) }

@@ -134,9 +134,8 @@ func (p *producer) msg(idx uint64) unsafe.Pointer {
 	return unsafe.Add(p.slots, (idx&p.mask)*p.slotSize+p.msgOff)
 }
 
-// claim reserves the next slot and returns its message bytes. The fast
-// path is small enough to inline into the caller's loop; limit is 0 once
-// closed, so every exceptional case takes claimSlow.
+// claim reserves the next slot and returns its message bytes; limit is 0
+// once closed, so every exceptional case takes claimSlow.
 func (p *producer) claim() (unsafe.Pointer, error) {
 	w := p.cursor
 	if w >= p.limit || p.claimed {
@@ -173,48 +172,47 @@ func (p *producer) claimSlow(w uint64) (unsafe.Pointer, error) {
 }
 
 // commit seals the claimed slot and publishes the tail if the batch is full
-// or a subscriber sleeps. The fast path — a held-back message on an
-// asymmetric ring whose only registered subscriber is awake — inlines.
+// or a subscriber sleeps (seal).
 func (p *producer) commit() error {
 	if !p.claimed {
 		return p.errNoClaim()
 	}
-	// Seqlock close: stamp = 2w+2 ("index w committed") for w = cursor, a
-	// release store after the message bytes; pairs with the subscriber's
-	// first stamp load.
-	w := p.cursor + 1
-	storeRelease(p.slot, 2*w)
-	p.cursor = w
 	p.claimed = false
-	if w-p.published >= p.batch || p.strong || w&0xffff == 0 ||
-		atomic.LoadUint32(p.highP) > 1 || atomic.LoadUint32((*uint32)(p.sleepers)) != 0 {
-		p.afterCommit(w)
-	}
+	p.seal(p.slot, p.cursor+1)
 	return nil
+}
+
+// seal closes slot (the seqlock's close: stamp = 2w+2, "index w-1
+// committed", a release store after the message bytes; pairs with the
+// subscriber's first stamp load), advances the cursor to w and publishes
+// the tail if the batch is full; a held-back message goes to heldBack only
+// on a strong ring or when another subscriber ever registered or the first
+// one sleeps.
+func (p *producer) seal(slot *uint64, w uint64) {
+	storeRelease(slot, 2*w)
+	p.cursor = w
+	if w-p.published >= p.batch {
+		p.publish()
+	} else if p.strong || atomic.LoadUint32(p.highP) > 1 || atomic.LoadUint32((*uint32)(p.sleepers)) != 0 {
+		p.heldBack()
+	}
 }
 
 func (p *producer) errNoClaim() error {
 	return fmt.Errorf("commit %q: %w: no claimed slot", p.s.name, ErrClaimed)
 }
 
-// afterCommit is the rest of commit: publish a full batch; otherwise, for a
-// held-back message, handshake H1 with a parking subscriber, which stores
-// its sleeper flag and then looks at this stamp: on a strong ring the stamp
-// store needs a full fence before the flag loads; on an asymmetric one the
-// subscriber's membarrier provides it.
-func (p *producer) afterCommit(w uint64) {
-	if w-p.published >= p.batch {
-		p.publish()
-	} else {
-		if p.strong {
-			fullFence(&p.fence)
-		}
-		if p.anySleeper() {
-			p.publish()
-		}
+// heldBack is handshake H1 for a committed message the batch holds back
+// from the tail: a parking subscriber stores its sleeper flag and then
+// looks at this stamp; on a strong ring the stamp store needs a full fence
+// before the flag loads (on an asymmetric one the subscriber's membarrier
+// provides it). If one sleeps, the batch is published now.
+func (p *producer) heldBack() {
+	if p.strong {
+		fullFence(&p.fence)
 	}
-	if w&0xffff == 0 {
-		atomic.StoreUint64(p.heartbeat, monoNow()) // informational; no ordering needed
+	if p.anySleeper() {
+		p.publish()
 	}
 }
 
@@ -231,6 +229,10 @@ func (p *producer) publish() {
 			atomic.StoreUint64(p.tail, p.cursor)
 		} else {
 			storeRelease(p.tail, p.cursor)
+		}
+		if (p.cursor^p.published)>>16 != 0 {
+			// Every 65536 commits (informational; no ordering needed).
+			atomic.StoreUint64(p.heartbeat, monoNow())
 		}
 		p.published = p.cursor
 		if p.anySleeper() {

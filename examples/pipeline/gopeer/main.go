@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,14 +22,15 @@ import (
 )
 
 func main() {
-	if len(os.Args) < 2 || (os.Args[1] != "pub" && os.Args[1] != "sub" && os.Args[1] != "echo") {
-		fmt.Fprintln(os.Stderr, "usage: gopeer pub|sub --ring NAME [flags] | gopeer echo --ping NAME --pong NAME (see examples/pipeline/PEERS.md)")
+	if len(os.Args) < 2 || (os.Args[1] != "pub" && os.Args[1] != "sub" && os.Args[1] != "echo" && os.Args[1] != "ping") {
+		fmt.Fprintln(os.Stderr, "usage: gopeer pub|sub --ring NAME [flags] | gopeer echo|ping --ping NAME --pong NAME [flags] (see examples/pipeline/PEERS.md)")
 		os.Exit(2)
 	}
 	role := os.Args[1]
 	fs := flag.NewFlagSet("gopeer "+role, flag.ContinueOnError)
 	name := fs.String("ring", "", "ring name")
-	count := fs.Int64("count", 0, "messages to publish (pub) or stop after (sub; 0 = until closed)")
+	count := fs.Int64("count", 0, "messages to publish (pub), stop after (sub; 0 = until closed) or time (ping)")
+	warmup := fs.Int64("warmup", 0, "untimed round trips before the timed ones (ping)")
 	capacity := fs.Int("capacity", 4096, "ring capacity (pub)")
 	policy := fs.String("policy", "block", "block, drop_newest or drop_oldest (pub)")
 	maxSubs := fs.Int("max-subscribers", 8, "subscriber table size (pub)")
@@ -39,19 +41,29 @@ func main() {
 	latency := fs.Bool("latency", false, "measure publish-to-receive latency from timestamp_ns (sub)")
 	hangMidClaim := fs.Bool("hang-mid-claim", false, "fault injection (pub): after --count messages, claim one more, half-write it and hang until killed")
 	timeout := fs.Float64("timeout-s", 30, "give up after this many seconds")
-	ping := fs.String("ping", "", "ring to echo from (echo)")
-	pong := fs.String("pong", "", "ring to echo to, created (echo)")
+	ping := fs.String("ping", "", "ring to echo from (echo), or to ping on, created (ping)")
+	pong := fs.String("pong", "", "ring to echo to, created (echo), or to receive the echo from (ping)")
 	cpu := fs.Int("pin", -1, "pin the publishing, receiving or echoing thread to this CPU")
 	sealed := fs.String("sealed", "", "sealed mode: serve the ring (pub) or dial it (sub) on the Unix socket at this path")
 	if err := fs.Parse(os.Args[2:]); err != nil {
 		os.Exit(2)
 	}
-	if role == "echo" {
+	if role == "echo" || role == "ping" {
 		if *ping == "" || *pong == "" {
-			fmt.Fprintln(os.Stderr, "gopeer: echo needs --ping and --pong")
+			fmt.Fprintf(os.Stderr, "gopeer: %s needs --ping and --pong\n", role)
 			os.Exit(2)
 		}
-		summary, err := echo(*ping, *pong, *cpu, time.Duration(*timeout*float64(time.Second)))
+		limit := time.Duration(*timeout * float64(time.Second))
+		var summary map[string]any
+		var err error
+		if role == "echo" {
+			summary, err = echo(*ping, *pong, *cpu, limit)
+		} else if *count < 1 || *warmup < 0 {
+			fmt.Fprintln(os.Stderr, "gopeer: ping needs --count >= 1 and --warmup >= 0")
+			os.Exit(2)
+		} else {
+			summary, err = pingPong(*ping, *pong, *count, *warmup, *cpu, limit)
+		}
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "gopeer:", err)
 			os.Exit(1)
@@ -263,6 +275,54 @@ func echo(ping, pong string, cpu int, limit time.Duration) (map[string]any, erro
 		echoed++
 	}
 	return map[string]any{"echoed": echoed, "seconds": time.Since(start).Seconds()}, nil
+}
+
+// pingPong is the near end of a round-trip measurement (PEERS.md "ping"):
+// it publishes seq = i on ping, receives the echo's copy on pong, and times
+// each of warmup+count round trips with the monotonic clock; then it closes
+// ping (the echo stops) and reports the percentiles of the last count.
+func pingPong(ping, pong string, count, warmup int64, cpu int, limit time.Duration) (map[string]any, error) {
+	out, err := ring.Create[market.Message](ping, ring.Options{Capacity: 64, Batch: 1, Timeout: limit})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	deadline := time.Now().Add(limit)
+	in, err := attach(pong, "", ring.SubscribeOptions{}, deadline)
+	if err != nil {
+		return nil, err
+	}
+	defer in.Close()
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if err := out.WaitSubscribers(ctx, 1); err != nil {
+		return nil, err
+	}
+	pin(cpu)
+	rtts := make([]int64, count)
+	var back market.Message
+	for i := range uint64(warmup + count) {
+		t0 := nanotime()
+		m, err := out.Claim()
+		if err != nil {
+			return nil, fmt.Errorf("ping %d: %w", i, err)
+		}
+		m.Seq = i
+		if err := out.Commit(); err != nil {
+			return nil, fmt.Errorf("ping %d: %w", i, err)
+		}
+		if err := in.Recv(ctx, &back); err != nil || back.Seq != i {
+			return nil, fmt.Errorf("ping %d: receive: %v (seq %d)", i, err, back.Seq)
+		}
+		if t := nanotime() - t0; i >= uint64(warmup) {
+			rtts[i-uint64(warmup)] = t
+		}
+	}
+	_ = out.Close() // the echo stops
+	slices.Sort(rtts)
+	q := func(p float64) int64 { return rtts[min(len(rtts)-1, int(p*float64(len(rtts))))] }
+	return map[string]any{"round_trips": len(rtts), "rtt_p50_ns": q(0.50), "rtt_p90_ns": q(0.90), "rtt_p99_ns": q(0.99),
+		"rtt_p999_ns": q(0.999), "rtt_max_ns": rtts[len(rtts)-1]}, nil
 }
 
 func subscribe(name, sockPath string, count int64, maxLag int, slow, limit time.Duration, latency bool, cpu int) (map[string]any, error) {

@@ -8,6 +8,9 @@ package peers_test
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -385,4 +388,56 @@ func TestShortStreamBigRing(t *testing.T) {
 			require.Equal(t, int64(100), s.Received)
 		}
 	}
+}
+
+// TestRoundTripMatrix runs each peer's ping (Go, C++, Rust: PEERS.md) against
+// every peer's echo: each round trip must come back with its own seq, and
+// the ping reports percentiles in the PEERS.md shape.
+func TestRoundTripMatrix(t *testing.T) {
+	all := allPeers(t)
+	for _, ping := range all {
+		if ping.Lang == "python" {
+			continue // the Python peer has no ping (PEERS.md)
+		}
+		for _, echo := range all {
+			t.Run(ping.Lang+"_"+echo.Lang, func(t *testing.T) {
+				base := ringName(t, "rtt-"+ping.Lang+"-"+echo.Lang)
+				rings := []string{"--ping", base + "-ping", "--pong", base + "-pong", "--timeout-s", "60"}
+				ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+				defer cancel()
+				e := exec.CommandContext(ctx, echo.Argv[0], append(append(append([]string{}, echo.Argv[1:]...), "echo"), rings...)...)
+				e.Env = append(os.Environ(), echo.Env...)
+				var eout, eerr bytes.Buffer
+				e.Stdout, e.Stderr = &eout, &eerr
+				require.NoError(t, e.Start())
+				p := exec.CommandContext(ctx, ping.Argv[0], append(append(append([]string{}, ping.Argv[1:]...),
+					"ping", "--count", "2000", "--warmup", "100"), rings...)...)
+				p.Env = append(os.Environ(), ping.Env...)
+				out, err := p.Output()
+				require.NoError(t, err, "ping: %s", exitStderr(err))
+				require.NoError(t, e.Wait(), "echo: %s", eerr.String())
+				var got struct {
+					Role       string `json:"role"`
+					RoundTrips int    `json:"round_trips"`
+					P50        int64  `json:"rtt_p50_ns"`
+					P99        int64  `json:"rtt_p99_ns"`
+					Max        int64  `json:"rtt_max_ns"`
+				}
+				require.NoError(t, json.Unmarshal(bytes.TrimSpace(out), &got), "%s", out)
+				assert.Equal(t, "ping", got.Role)
+				assert.Equal(t, 2000, got.RoundTrips)
+				assert.True(t, 0 < got.P50 && got.P50 <= got.P99 && got.P99 <= got.Max, "%+v", got)
+				assert.Contains(t, eout.String(), `"echoed"`)
+			})
+		}
+	}
+}
+
+// exitStderr is what a failed command wrote to stderr, if Output kept it.
+func exitStderr(err error) string {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(ee.Stderr)
+	}
+	return ""
 }

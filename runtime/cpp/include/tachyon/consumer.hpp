@@ -188,7 +188,10 @@ public:
             // A subscriber allowed step 1a spins on the next slot alone and
             // polls in full every 16th time only, so the producer's tail
             // line does not travel on every spin.
-            if (spins < spin_ && (spins & 15) != 0 && window_ == capacity_ && !peek()) {
+            if (spins < spin_ && (spins & 15) != 0 && window_ == capacity_) {
+                // The slot holds its message: the caller's receive takes it
+                // (and checks eviction) at once, without a poll on the way.
+                if (peek()) return Errc::ok;
                 if (spins >= spin_ - kYieldPolls) yield();
                 continue;
             }

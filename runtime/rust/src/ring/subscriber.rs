@@ -740,8 +740,12 @@ impl Consumer {
             // A subscriber allowed the fast path spins on the next slot
             // alone and polls in full every 16th time, so the producer's
             // tail line does not travel on every spin.
-            if spins < self.spin && spins & 15 != 0 && self.window == self.capacity && !self.peek()
-            {
+            if spins < self.spin && spins & 15 != 0 && self.window == self.capacity {
+                // The slot holds its message: the caller's receive takes it
+                // (and checks eviction) at once, without a poll on the way.
+                if self.peek() {
+                    return Ok(());
+                }
                 wait::spin_pause(spins, self.spin);
                 spins += 1;
                 continue;
