@@ -264,6 +264,26 @@ tachyon::Subscriber<Message> attach(const std::string& ring, const std::string& 
     }
 }
 
+/// What a subscriber has seen of the stream (PEERS.md "sub").
+struct Tally {
+    std::int64_t received = 0, gaps = 0, torn = 0, reordered = 0, first = -1, last = -1, max_latency = 0;
+
+    void see(const Message& m, bool latency) {
+        const auto seq = static_cast<std::int64_t>(m.seq);
+        if (received == 0) first = seq;
+        if (last >= 0 && seq <= last) ++reordered;
+        else if (last >= 0 && seq > last + 1) gaps += seq - last - 1;
+        else if (last < 0 && seq > 0) gaps += seq;
+        if (!intact(m)) ++torn;
+        if (latency) {
+            // timestamp_ns is the publisher's CLOCK_REALTIME at claim time.
+            max_latency = std::max(max_latency, static_cast<std::int64_t>(realtime_ns() - m.timestamp_ns));
+        }
+        last = std::max(last, seq);
+        ++received;
+    }
+};
+
 int subscribe(const Args& a) {
     const auto limit = seconds(a.timeout_s);
     const auto deadline = Clock::now() + limit;
@@ -273,43 +293,58 @@ int subscribe(const Args& a) {
     if (a.pin >= 0) pin_to(a.pin);
     // As the Go peer: the receive deadline is the attach deadline + the limit.
     const auto recv_deadline = deadline + limit;
-    std::int64_t received = 0, gaps = 0, torn = 0, reordered = 0, first = -1, last = -1, max_latency = 0;
+    Tally t;
     Clock::time_point start{};
-    Message m{};
+    bool started = false;
+    const auto enough = [&](const Tally& x) { return a.count > 0 && x.received >= a.count; };
     // The clock costs as much as a receive: recompute the time left only
-    // every 1024 messages (the deadline is a safety net of tens of seconds).
+    // every 1024 waits (the deadline is a safety net of tens of seconds).
     std::chrono::nanoseconds left{};
-    for (std::uint64_t polls = 0;; ++polls) {
+    const auto time_left = [&](std::uint64_t polls) {
         if (polls % 1024 == 0) {
             const auto now = Clock::now();
             left = std::chrono::duration_cast<std::chrono::nanoseconds>(
                 recv_deadline > now ? recv_deadline - now : Clock::duration::zero());
         }
-        const tachyon::Errc e = sub.recv(m, left);
-        if (e == tachyon::Errc::closed) break;
-        if (e != tachyon::Errc::ok) {
-            std::fprintf(stderr, "cpppeer: receive %s: %s\n", json_string(a.ring).c_str(),
-                         std::string(tachyon::to_string(e)).c_str());
-            return 1;
+        return left;
+    };
+    const auto failed = [&](tachyon::Errc e) {
+        std::fprintf(stderr, "cpppeer: receive %s: %s\n", json_string(a.ring).c_str(),
+                     std::string(tachyon::to_string(e)).c_str());
+        return 1;
+    };
+    if (a.slow_us > 0) {
+        // A deliberately slow reader: copies, one at a time.
+        Message m{};
+        for (std::uint64_t polls = 0; !enough(t); ++polls) {
+            const tachyon::Errc e = sub.recv(m, time_left(polls));
+            if (e == tachyon::Errc::closed) break;
+            if (e != tachyon::Errc::ok) return failed(e);
+            if (!started) start = Clock::now(), started = true;
+            t.see(m, a.latency);
+            std::this_thread::sleep_for(std::chrono::microseconds(a.slow_us));
         }
-        if (received == 0) {
-            start = Clock::now();
-            first = static_cast<std::int64_t>(m.seq);
+    } else {
+        // Zero copy: check the messages in place, a batch at a time. A batch
+        // overwritten meanwhile (lossy readers) is discarded whole: the ring
+        // counted it as dropped, so its messages count as gaps, not seen.
+        for (std::uint64_t polls = 0; !enough(t); ++polls) {
+            auto b = sub.borrow_batch(64, time_left(polls));
+            if (!b && b.error() == tachyon::Errc::closed) break;
+            if (!b) return failed(b.error());
+            if (!started) start = Clock::now(), started = true;
+            Tally seen = t;
+            for (const Message& m : *b) {
+                if (enough(seen)) break;
+                seen.see(m, a.latency);
+            }
+            const tachyon::Errc r = sub.release();
+            if (r == tachyon::Errc::ok) t = seen;
+            else if (r != tachyon::Errc::overwritten) return failed(r);
         }
-        const auto seq = static_cast<std::int64_t>(m.seq);
-        if (last >= 0 && seq <= last) ++reordered;
-        else if (last >= 0 && seq > last + 1) gaps += seq - last - 1;
-        else if (last < 0 && seq > 0) gaps += seq;
-        if (!intact(m)) ++torn;
-        if (a.latency) {
-            // timestamp_ns is the publisher's CLOCK_REALTIME at claim time.
-            max_latency = std::max(max_latency, static_cast<std::int64_t>(realtime_ns() - m.timestamp_ns));
-        }
-        last = std::max(last, seq);
-        ++received;
-        if (a.slow_us > 0) std::this_thread::sleep_for(std::chrono::microseconds(a.slow_us));
-        if (a.count > 0 && received >= a.count) break;
     }
+    const std::int64_t received = t.received, gaps = t.gaps, torn = t.torn, reordered = t.reordered, first = t.first,
+                       last = t.last, max_latency = t.max_latency;
     const double secs = received > 0 ? std::chrono::duration<double>(Clock::now() - start).count() : 0.0;
     std::printf("{\"lang\": \"cpp\", \"role\": \"sub\", \"ring\": %s, \"received\": %lld, \"dropped\": %llu, "
                 "\"gaps\": %lld, \"torn\": %lld, \"reordered\": %lld, \"first\": %lld, \"last\": %lld, "
