@@ -59,9 +59,14 @@ type rttStats struct {
 
 // peerRound is one system's figures in one round.
 type peerRound struct {
-	RTT      *rttStats `json:"rtt_ns,omitempty"`
-	MsgsPerS float64   `json:"msgs_per_s,omitempty"`
-	Errors   []string  `json:"errors,omitempty"`
+	RTT *rttStats `json:"rtt_ns,omitempty"`
+	// FloorP50 is the cache-line floor's p50 probed just before this
+	// system's round trips (a short floor_pingpong run): this VM's host
+	// changes speed from one minute to the next, so each round trip is
+	// also reported as a multiple of the floor measured beside it.
+	FloorP50 float64  `json:"floor_rtt_p50_ns,omitempty"`
+	MsgsPerS float64  `json:"msgs_per_s,omitempty"`
+	Errors   []string `json:"errors,omitempty"`
 }
 
 // figures are the numbers a table row and a plot show of a system: over
@@ -71,6 +76,8 @@ type figures struct {
 	RTTP99   float64 `json:"rtt_p99_ns,omitempty"`
 	RTTP999  float64 `json:"rtt_p999_ns,omitempty"`
 	MsgsPerS float64 `json:"msgs_per_s,omitempty"`
+	// RTTP50PerFloor is RTT p50 ÷ the floor probed beside it (peerRound).
+	RTTP50PerFloor float64 `json:"rtt_p50_per_floor,omitempty"`
 }
 
 type systemResult struct {
@@ -159,7 +166,14 @@ func peersMain(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	peersCtx = ctx
-	doc := measurePeers(systems, *rounds, z, *quiet)
+	probe := func() (float64, error) {
+		l, err := floorRTT(p.floorPP, "floor_rtt_", peerSizes{RoundTrips: probeRoundTrips, RTTWarmup: probeRoundTrips / 10})
+		return l.P50, err
+	}
+	if _, err := os.Stat(p.floorPP); err != nil {
+		probe = nil // no floor to probe: the ratio column stays empty
+	}
+	doc := measurePeers(systems, *rounds, z, *quiet, probe)
 	if ctx.Err() != nil {
 		fmt.Fprintln(os.Stderr, "bench peers: interrupted; nothing written")
 		return 130
@@ -192,8 +206,14 @@ func finishPeers(doc *peersDoc, out, plots string) int {
 	return 0
 }
 
-// measurePeers runs the rounds and summarises them.
-func measurePeers(systems []system, rounds int, z peerSizes, quiet time.Duration) *peersDoc {
+// probeRoundTrips is the length of the floor probe before each system's
+// round trips (a few milliseconds).
+const probeRoundTrips = 20_000
+
+// measurePeers runs the rounds and summarises them. probe, if not nil,
+// measures the cache-line floor's p50 just before each system's round
+// trips.
+func measurePeers(systems []system, rounds int, z peerSizes, quiet time.Duration, probe func() (float64, error)) *peersDoc {
 	doc := &peersDoc{Machine: machine(), Sizes: z, Method: map[string]any{
 		"rounds":        rounds,
 		"message_bytes": 64,
@@ -201,6 +221,7 @@ func measurePeers(systems []system, rounds int, z peerSizes, quiet time.Duration
 		"pinning":       "ping/publisher thread on CPU 0, echo/subscriber thread on CPU 1",
 		"clock":         "CLOCK_MONOTONIC around each round trip, in the ping process",
 		"percentiles":   "sorted[min(n-1, floor(q*n))] of one run; the table shows each figure's median over rounds",
+		"floor_probe":   fmt.Sprintf("the cache-line floor's p50 over %d round trips, just before each system's round trips; rtt_p50_per_floor is p50 / that", probeRoundTrips),
 		"stream":        "messages after the first stream_warmup (Tachyon's own streams: from the first)",
 	}}
 	doc.Machine["load_before"] = loadAverage()
@@ -231,6 +252,13 @@ func measurePeers(systems []system, rounds int, z peerSizes, quiet time.Duration
 			tag := fmt.Sprintf("%d-%s-%d", os.Getpid(), s.Key, r)
 			fmt.Fprintf(os.Stderr, "bench peers: round %d/%d: %s\n", r+1, rounds, s.Label)
 			var pr peerRound
+			if s.rtt != nil && probe != nil {
+				if f, err := probe(); err == nil {
+					pr.FloorP50 = f
+				} else {
+					pr.Errors = append(pr.Errors, "floor probe: "+err.Error())
+				}
+			}
 			if s.rtt != nil {
 				l, err := s.rtt(tag, z)
 				if err != nil {
@@ -347,10 +375,13 @@ func removeLeftovers(before []string) func() {
 // summarize sets a system's median, min and max over its rounds; a system
 // that failed every round gets its first error as the reason it is missing.
 func summarize(s *systemResult) {
-	var p50, p99, p999, rate []float64
+	var p50, p99, p999, rate, perFloor []float64
 	for _, r := range s.Rounds {
 		if r.RTT != nil {
 			p50, p99, p999 = append(p50, r.RTT.P50), append(p99, r.RTT.P99), append(p999, r.RTT.P999)
+			if r.FloorP50 > 0 {
+				perFloor = append(perFloor, r.RTT.P50/r.FloorP50)
+			}
 		}
 		if r.MsgsPerS > 0 {
 			rate = append(rate, r.MsgsPerS)
@@ -363,7 +394,7 @@ func summarize(s *systemResult) {
 		return
 	}
 	pick := func(f func([]float64) float64) *figures {
-		return &figures{RTTP50: f(p50), RTTP99: f(p99), RTTP999: f(p999), MsgsPerS: f(rate)}
+		return &figures{RTTP50: f(p50), RTTP99: f(p99), RTTP999: f(p999), MsgsPerS: f(rate), RTTP50PerFloor: f(perFloor)}
 	}
 	s.Median, s.Min, s.Max = pick(median), pick(minOf), pick(maxOf)
 }
@@ -402,10 +433,10 @@ func peersTable(doc *peersDoc) string {
 	rounds := doc.Method["rounds"]
 	fmt.Fprintf(&b, "bench-peers: %v, %v CPUs, %v, %v rounds; load %v before, %v after\n\n", doc.Machine["cpu"],
 		doc.Machine["cpus"], doc.Machine["date"], rounds, doc.Machine["load_before"], doc.Machine["load_after"])
-	b.WriteString("| 64-byte messages | RTT p50 | RTT p99 | RTT p99.9 | one-way msgs/s |\n| --- | --- | --- | --- | --- |\n")
+	b.WriteString("| 64-byte messages | RTT p50 | RTT p50 ÷ floor beside it | RTT p99 | RTT p99.9 | one-way msgs/s |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, s := range doc.Systems {
 		if s.Median == nil {
-			fmt.Fprintf(&b, "| %s | not measured: %s | | | |\n", s.Label, strings.ReplaceAll(s.Missing, "|", "/"))
+			fmt.Fprintf(&b, "| %s | not measured: %s | | | | |\n", s.Label, strings.ReplaceAll(s.Missing, "|", "/"))
 			continue
 		}
 		cell := func(f func(*figures) float64, format func(float64) string) string {
@@ -414,8 +445,9 @@ func peersTable(doc *peersDoc) string {
 			}
 			return fmt.Sprintf("%s (%s-%s)", format(f(s.Median)), format(f(s.Min)), format(f(s.Max)))
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", s.Label,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", s.Label,
 			cell(func(f *figures) float64 { return f.RTTP50 }, nsCell),
+			cell(func(f *figures) float64 { return f.RTTP50PerFloor }, func(v float64) string { return fmt.Sprintf("%.2f×", v) }),
 			cell(func(f *figures) float64 { return f.RTTP99 }, nsCell),
 			cell(func(f *figures) float64 { return f.RTTP999 }, nsCell),
 			cell(func(f *figures) float64 { return f.MsgsPerS }, rateCell))

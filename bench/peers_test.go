@@ -46,7 +46,7 @@ func TestPeersFromFile(t *testing.T) {
 
 func TestPeersTable(t *testing.T) {
 	table := peersTable(loadFixture[peersDoc](t, "make-bench-peers.json"))
-	assert.Contains(t, table, "| 64-byte messages | RTT p50 | RTT p99 | RTT p99.9 | one-way msgs/s |")
+	assert.Contains(t, table, "| 64-byte messages | RTT p50 | RTT p50 ÷ floor beside it | RTT p99 | RTT p99.9 | one-way msgs/s |")
 	assert.Contains(t, table, "| Tachyon Rust<->Rust | not measured: the Rust ring client does not exist yet |")
 	// The protocol floor streams nothing; medians come with their spread.
 	assert.Regexp(t, `\| C protocol floor: ABI v1 slots \| 1308 ns \(1292 ns-1323 ns\) \| .* \| - \|`, table)
@@ -97,7 +97,10 @@ func TestMeasurePeersInterleaves(t *testing.T) {
 	busyWindow = 10 * time.Millisecond
 	absent := system{Key: "absent", Label: "absent", missing: "not built",
 		rtt: func(string, peerSizes) (Latency, error) { t.Fatal("an unbuilt system ran"); return Latency{}, nil }}
-	doc := measurePeers([]system{sys("a", false), absent, sys("b", true), sys("c", false)}, 4, peerSizes{}, 0)
+	floors := []float64{50, 25, 50, 100, 50, 20, 50, 50, 50, 50, 50, 50} // one per round trip, in call order
+	probes := 0
+	probe := func() (float64, error) { probes++; return floors[probes-1], nil }
+	doc := measurePeers([]system{sys("a", false), absent, sys("b", true), sys("c", false)}, 4, peerSizes{}, 0, probe)
 	assert.Equal(t, [][]string{{"a", "b", "c"}, {"b", "c", "a"}, {"c", "a", "b"}, {"a", "b", "c"}}, doc.Order)
 	assert.Equal(t, []string{"a", "b", "c", "b", "c", "a", "c", "a", "b", "a", "b", "c"}, calls)
 	require.Len(t, doc.Systems, 4)
@@ -108,6 +111,12 @@ func TestMeasurePeersInterleaves(t *testing.T) {
 	assert.Equal(t, []string{"stream: no subscriber"}, b.Rounds[0].Errors)
 	require.NotNil(t, b.Median)
 	assert.Equal(t, 100.0, b.Median.RTTP50)
+	assert.Equal(t, 12, probes, "the floor is probed before every system's round trips")
+	assert.Equal(t, 25.0, b.Rounds[0].FloorP50, "b ran second in round 1")
+	// b's floors: 25, 100, 50, 50 (calls 2, 4, 9, 11): ratios 4, 1, 2, 2.
+	assert.Equal(t, 2.0, b.Median.RTTP50PerFloor)
+	assert.Equal(t, 1.0, b.Min.RTTP50PerFloor)
+	assert.Equal(t, 4.0, b.Max.RTTP50PerFloor)
 	assert.Zero(t, b.Median.MsgsPerS, "no round streamed")
 	assert.Equal(t, 5e6, doc.Systems[0].Median.MsgsPerS)
 	assert.NotNil(t, doc.Machine["load_before"])
