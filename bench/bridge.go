@@ -93,7 +93,7 @@ func bridgeReplicas(r *results, bridgeBin, layout string, replicas int, sz bridg
 	}
 	e2e.record(r, key+"_plain_e2e", "the same publish with a nats.go pull consumer (ack all) receiving every message, end to end, "+note)
 	b := &bridgeRun{bin: bridgeBin, layout: layout, urls: urls, replicas: replicas, dir: dir}
-	for _, pack := range []int{1, 16} {
+	for _, pack := range []int{1, 16, 64} {
 		kind := "unpacked"
 		n := sz.unpacked
 		if pack > 1 {
@@ -443,7 +443,8 @@ func reportBridge(r *results) {
 		k := "bridge_" + rep
 		for _, row := range []struct{ key, label string }{{"plain_async", "plain nats.go async publish"},
 			{"plain_e2e", "plain publish + pull consumer"},
-			{"unpacked", "tachyon-bridge, unpacked"}, {"packed16", "tachyon-bridge, packed 16"}} {
+			{"unpacked", "tachyon-bridge, unpacked"}, {"packed16", "tachyon-bridge, packed 16"},
+			{"packed64", "tachyon-bridge, packed 64"}} {
 			m, ok := r.Metrics[k+"_"+row.key+"_msgs_per_s"]
 			if !ok {
 				continue

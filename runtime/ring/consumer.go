@@ -692,13 +692,8 @@ func (c *consumer) wait(ctx context.Context) error {
 				// through poll below.
 				return nil
 			} else if st < 2*c.head+2 {
-				if spins >= c.spin-yieldPolls {
-					osYield()
-				}
-				if spins&63 == 0 {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
+				if err := c.spinTurn(ctx, spins); err != nil {
+					return err
 				}
 				continue
 			}
@@ -711,13 +706,8 @@ func (c *consumer) wait(ctx context.Context) error {
 			return nil
 		}
 		if spins < c.spin {
-			if spins >= c.spin-yieldPolls {
-				osYield()
-			}
-			if spins&63 == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
+			if err := c.spinTurn(ctx, spins); err != nil {
+				return err
 			}
 			continue
 		}
@@ -750,6 +740,18 @@ func (c *consumer) wait(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// spinTurn ends one turn of wait's spinning: the last yieldPolls turns
+// yield the CPU, and every 64th looks at ctx.
+func (c *consumer) spinTurn(ctx context.Context, spins int) error {
+	if spins >= c.spin-yieldPolls {
+		osYield()
+	}
+	if spins&63 == 0 {
+		return ctx.Err()
+	}
+	return nil
 }
 
 // park is one sleep of wait (handshake H1): it reports ready when a
