@@ -275,3 +275,39 @@ func TestRemoveWorldWritableDeadRing(t *testing.T) {
 	_, err = os.Lstat(shmPath(name))
 	assert.True(t, os.IsNotExist(err))
 }
+
+// TestTruncatedUnderRawReader: the untyped API (the bridge's) turns a
+// shrunk segment into ErrCorrupt too, on every call that reads it, and
+// closes cleanly.
+func TestTruncatedUnderRawReader(t *testing.T) {
+	name := ringName(t)
+	pub, err := CreateRaw(name, tickIdentity(t), Options{Capacity: 1024})
+	require.NoError(t, err)
+	holder, err := AttachAny(name, SubscribeOptions{})
+	require.NoError(t, err)
+	reader, err := AttachAny(name, SubscribeOptions{})
+	require.NoError(t, err)
+	var msg [64]byte
+	for range 100 {
+		require.NoError(t, pub.Publish(msg[:]))
+	}
+	pub.Flush()
+	b, err := holder.TryBorrowBatch(10)
+	require.NoError(t, err)
+	require.Equal(t, 10, b.Len())
+	require.NoError(t, os.Truncate(shmPath(name), 0))
+
+	err = holder.Release() // a batch borrowed before the segment shrank
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), "truncated")
+	_, err = reader.TryBorrowBatch(10)
+	require.ErrorIs(t, err, ErrCorrupt)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = reader.BorrowBatch(ctx, 10)
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.Zero(t, reader.Lag())
+	assert.ErrorIs(t, reader.Close(), ErrCorrupt, "detach reads the entry: an error, not a crash")
+	assert.ErrorIs(t, holder.Close(), ErrCorrupt)
+	assert.ErrorIs(t, pub.Close(), ErrCorrupt, "close stores the final state: an error, not a crash")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 	"unsafe"
 )
@@ -133,10 +134,18 @@ func (p *RawPublisher) Close() error {
 	if p.s == nil {
 		return nil
 	}
-	p.p.close()
-	err := errors.Join(unlinkOwned(p.s.name, p.s.host), p.s.host.release())
+	err := p.closeProducer()
+	err = errors.Join(err, unlinkOwned(p.s.name, p.s.host), p.s.host.release())
 	p.s = nil
 	return err
+}
+
+// closeProducer marks the ring closed (a truncated segment makes it an
+// error, not a crash).
+func (p *RawPublisher) closeProducer() (err error) {
+	defer guardFault(p.s.name, debug.SetPanicOnFault(true), &err)
+	p.p.close()
+	return nil
 }
 
 // RawSubscriber is one registered reader of a ring whose message type is
@@ -249,9 +258,10 @@ func (s *RawSubscriber) batch(m unsafe.Pointer, n uint64) RawBatch {
 // BorrowBatch waits for at least one message and borrows up to maxN
 // contiguous ones (fewer at the ring's wrap point), as Subscriber.BorrowBatch
 // does. Release releases them.
-func (s *RawSubscriber) BorrowBatch(ctx context.Context, maxN int) (RawBatch, error) {
+func (s *RawSubscriber) BorrowBatch(ctx context.Context, maxN int) (_ RawBatch, err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
-		b, err := s.TryBorrowBatch(maxN)
+		b, err := s.tryBorrowBatch(maxN)
 		if err != ErrEmpty {
 			return b, err
 		}
@@ -263,7 +273,12 @@ func (s *RawSubscriber) BorrowBatch(ctx context.Context, maxN int) (RawBatch, er
 
 // TryBorrowBatch is BorrowBatch without waiting: ErrEmpty if no message is
 // ready.
-func (s *RawSubscriber) TryBorrowBatch(maxN int) (RawBatch, error) {
+func (s *RawSubscriber) TryBorrowBatch(maxN int) (_ RawBatch, err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
+	return s.tryBorrowBatch(maxN)
+}
+
+func (s *RawSubscriber) tryBorrowBatch(maxN int) (RawBatch, error) {
 	m, n, err := s.c.borrowBatch(uint64(max(maxN, 1)))
 	if err != nil {
 		return RawBatch{}, err
@@ -274,7 +289,10 @@ func (s *RawSubscriber) TryBorrowBatch(maxN int) (RawBatch, error) {
 // Release ends the current borrow. It returns ErrOverwritten if any borrowed
 // slot was overwritten meanwhile: the whole borrow must then be discarded,
 // and it was counted as dropped.
-func (s *RawSubscriber) Release() error { return s.c.release() }
+func (s *RawSubscriber) Release() (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
+	return s.c.release()
+}
 
 // Received returns how many messages this subscriber has received (for a
 // named subscriber, since its first registration).
@@ -284,7 +302,11 @@ func (s *RawSubscriber) Received() uint64 { return s.c.received }
 func (s *RawSubscriber) Dropped() uint64 { return s.c.dropped }
 
 // Lag returns how many published messages this subscriber has not read.
-func (s *RawSubscriber) Lag() uint64 { return sat(loadTail(s.s), s.c.head) }
+func (s *RawSubscriber) Lag() (lag uint64) {
+	var err error
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err) // a truncated segment: 0
+	return sat(loadTail(s.s), s.c.head)
+}
 
 // Close deregisters the subscriber and unmaps the segment. Slices from
 // BorrowBatch are invalid afterwards.
@@ -292,8 +314,16 @@ func (s *RawSubscriber) Close() error {
 	if s.s == nil {
 		return nil
 	}
-	s.c.close()
-	err := s.s.host.release()
+	err := s.closeEntry()
+	err = errors.Join(err, s.s.host.release())
 	s.s = nil
 	return err
+}
+
+// closeEntry detaches from the table (a truncated segment makes it an
+// error; the locks and the mapping are released regardless).
+func (s *RawSubscriber) closeEntry() (err error) {
+	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
+	s.c.close()
+	return nil
 }
