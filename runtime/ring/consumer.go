@@ -639,6 +639,12 @@ func (c *consumer) flushStats() {
 	atomic.StoreUint64(c.heartbeatP, monoNow())
 }
 
+// errClosed is what a call on a closed subscriber returns: ErrClosed (no
+// message will come), naming the ring and that this side closed.
+func (c *consumer) errClosed(op string) error {
+	return fmt.Errorf("%s %q: %w: this subscriber was closed", op, c.s.name, ErrClosed)
+}
+
 func (c *consumer) evicted() error {
 	return fmt.Errorf("receive %q: %w (entry %d, generation %d)", c.s.name, ErrEvicted, c.idx, c.gen)
 }

@@ -82,7 +82,7 @@ func CreateRaw(name string, id Identity, opts Options) (*RawPublisher, error) {
 }
 
 // Name returns the ring's name.
-func (p *RawPublisher) Name() string { return p.s.name }
+func (p *RawPublisher) Name() string { return p.p.s.name }
 
 // Identity returns the ring's message identity.
 func (p *RawPublisher) Identity() Identity { return p.s.hdr.identity().public() }
@@ -209,7 +209,7 @@ func attachRaw(name string, want *Identity, opts SubscribeOptions) (*RawSubscrib
 }
 
 // Name returns the ring's name.
-func (s *RawSubscriber) Name() string { return s.s.name }
+func (s *RawSubscriber) Name() string { return s.c.s.name }
 
 // Identity returns the ring's message identity.
 func (s *RawSubscriber) Identity() Identity { return s.s.hdr.identity().public() }
@@ -259,6 +259,9 @@ func (s *RawSubscriber) batch(m unsafe.Pointer, n uint64) RawBatch {
 // contiguous ones (fewer at the ring's wrap point), as Subscriber.BorrowBatch
 // does. Release releases them.
 func (s *RawSubscriber) BorrowBatch(ctx context.Context, maxN int) (_ RawBatch, err error) {
+	if s.s == nil {
+		return RawBatch{}, s.c.errClosed("borrow")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
 		b, err := s.tryBorrowBatch(maxN)
@@ -274,6 +277,9 @@ func (s *RawSubscriber) BorrowBatch(ctx context.Context, maxN int) (_ RawBatch, 
 // TryBorrowBatch is BorrowBatch without waiting: ErrEmpty if no message is
 // ready.
 func (s *RawSubscriber) TryBorrowBatch(maxN int) (_ RawBatch, err error) {
+	if s.s == nil {
+		return RawBatch{}, s.c.errClosed("borrow")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	return s.tryBorrowBatch(maxN)
 }
@@ -290,6 +296,9 @@ func (s *RawSubscriber) tryBorrowBatch(maxN int) (RawBatch, error) {
 // slot was overwritten meanwhile: the whole borrow must then be discarded,
 // and it was counted as dropped.
 func (s *RawSubscriber) Release() (err error) {
+	if s.s == nil {
+		return s.c.errClosed("release")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	return s.c.release()
 }
@@ -303,6 +312,9 @@ func (s *RawSubscriber) Dropped() uint64 { return s.c.dropped }
 
 // Lag returns how many published messages this subscriber has not read.
 func (s *RawSubscriber) Lag() (lag uint64) {
+	if s.s == nil {
+		return 0
+	}
 	var err error
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err) // a truncated segment: 0
 	return sat(loadTail(s.s), s.c.head)

@@ -349,7 +349,7 @@ func Create[T Layout](name string, opts Options) (*Publisher[T], error) {
 }
 
 // Name returns the ring's name.
-func (p *Publisher[T]) Name() string { return p.s.name }
+func (p *Publisher[T]) Name() string { return p.p.s.name }
 
 // Claim reserves the next slot and returns it for in-place filling; Commit
 // publishes it. Claim without Commit returns the same slot again. On a full
@@ -500,7 +500,7 @@ func subscribe[T Layout](s *shm, id identity, opts SubscribeOptions) (*Subscribe
 }
 
 // Name returns the ring's name.
-func (s *Subscriber[T]) Name() string { return s.s.name }
+func (s *Subscriber[T]) Name() string { return s.c.s.name }
 
 // Borrow waits for the next message and returns it in place, valid until
 // Release. For a lossy subscriber (MaxLag > 0, or a DropOldest ring) the
@@ -509,6 +509,9 @@ func (s *Subscriber[T]) Name() string { return s.s.name }
 // ErrClosed or ErrPublisherDead once every message has been delivered,
 // ErrEvicted if the producer evicted this subscriber, or ctx's error.
 func (s *Subscriber[T]) Borrow(ctx context.Context) (_ *T, err error) {
+	if s.s == nil {
+		return nil, s.c.errClosed("borrow")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
 		m, err := s.c.borrow()
@@ -523,6 +526,9 @@ func (s *Subscriber[T]) Borrow(ctx context.Context) (_ *T, err error) {
 
 // TryBorrow is Borrow without waiting: ErrEmpty if no message is ready.
 func (s *Subscriber[T]) TryBorrow() (_ *T, err error) {
+	if s.s == nil {
+		return nil, s.c.errClosed("borrow")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	m, err := s.c.borrow()
 	return (*T)(m), err
@@ -557,6 +563,9 @@ func batchIndexPanic(i, n int) {
 // BorrowBatch waits for at least one message and borrows up to max
 // contiguous ones (fewer at the ring's wrap point). Release releases them.
 func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (_ Batch[T], err error) {
+	if s.s == nil {
+		return Batch[T]{}, s.c.errClosed("borrow")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	if max < 1 {
 		max = 1
@@ -576,6 +585,9 @@ func (s *Subscriber[T]) BorrowBatch(ctx context.Context, max int) (_ Batch[T], e
 // ErrOverwritten if any borrowed slot was overwritten meanwhile: then the
 // whole borrow must be discarded, and it was counted as dropped.
 func (s *Subscriber[T]) Release() (err error) {
+	if s.s == nil {
+		return s.c.errClosed("release")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	return s.c.release()
 }
@@ -584,6 +596,9 @@ func (s *Subscriber[T]) Release() (err error) {
 // none is ready. A lossy subscriber never returns a torn message: a copy
 // overlapped by an overwrite is discarded, counted, and the next is read.
 func (s *Subscriber[T]) TryRecv(dst *T) (err error) {
+	if s.s == nil {
+		return s.c.errClosed("receive")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	return s.tryRecv(dst)
 }
@@ -640,6 +655,9 @@ func (s *Subscriber[T]) tryRecvSlow(dst *T) error {
 // deadline and cancellation, and returns ErrClosed, ErrPublisherDead or
 // ErrEvicted as Borrow does.
 func (s *Subscriber[T]) Recv(ctx context.Context, dst *T) (err error) {
+	if s.s == nil {
+		return s.c.errClosed("receive")
+	}
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err)
 	for {
 		err := s.tryRecv(dst)
@@ -683,6 +701,9 @@ func (s *Subscriber[T]) Dropped() uint64 { return s.c.dropped }
 
 // Lag returns how many published messages this subscriber has not read.
 func (s *Subscriber[T]) Lag() (lag uint64) {
+	if s.s == nil {
+		return 0
+	}
 	var err error
 	defer guardFault(s.c.s.name, debug.SetPanicOnFault(true), &err) // a truncated segment: 0
 	t := loadTail(s.s)

@@ -1151,3 +1151,59 @@ func TestWatchOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestUseAfterClose: every call on a closed handle returns a clear error
+// (ErrClosed, "this subscriber was closed") or a zero value, and names
+// survive; none reads the unmapped segment.
+func TestUseAfterClose(t *testing.T) {
+	name := ringName(t)
+	pub, err := Create[Tick](name, Options{Capacity: 16})
+	require.NoError(t, err)
+	sub, err := Attach[Tick](name, SubscribeOptions{})
+	require.NoError(t, err)
+	raw, err := AttachAny(name, SubscribeOptions{})
+	require.NoError(t, err)
+	require.NoError(t, pub.Publish(&Tick{Seq: 1}))
+	pub.Flush()
+	require.NoError(t, sub.Close())
+	require.NoError(t, raw.Close())
+
+	ctx := context.Background()
+	var m Tick
+	for what, err := range map[string]error{
+		"TryRecv": sub.TryRecv(&m), "Recv": sub.Recv(ctx, &m), "Release": sub.Release(),
+		"raw Release": raw.Release(),
+	} {
+		require.ErrorIs(t, err, ErrClosed, what)
+		assert.Contains(t, err.Error(), "this subscriber was closed", what)
+		assert.Contains(t, err.Error(), name, what)
+	}
+	_, err = sub.Borrow(ctx)
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = sub.TryBorrow()
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = sub.BorrowBatch(ctx, 8)
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = raw.BorrowBatch(ctx, 8)
+	assert.ErrorIs(t, err, ErrClosed)
+	_, err = raw.TryBorrowBatch(8)
+	assert.ErrorIs(t, err, ErrClosed)
+	yields := 0
+	for m, err := range sub.Messages(ctx) {
+		yields++
+		assert.Nil(t, m)
+		assert.ErrorIs(t, err, ErrClosed, "yielded once, as any error but the publisher's close")
+	}
+	assert.Equal(t, 1, yields)
+	assert.Zero(t, sub.Lag())
+	assert.Zero(t, raw.Lag())
+	assert.Equal(t, name, sub.Name())
+	assert.Equal(t, name, raw.Name())
+	assert.NoError(t, sub.Close(), "a second Close is a no-op")
+
+	require.NoError(t, pub.Close())
+	assert.Equal(t, name, pub.Name())
+	_, err = pub.Claim()
+	assert.ErrorIs(t, err, ErrClosed)
+	assert.ErrorIs(t, pub.Publish(&m), ErrClosed)
+}
