@@ -188,21 +188,8 @@ func attachRaw(name string, want *Identity, opts SubscribeOptions) (*RawSubscrib
 	if want != nil {
 		id = want.internal()
 	}
-	// subscribe[T] with the type parameter's only use, its identity, given.
-	if err := checkIdentity("attach", s.name, &s.hdr, id); err != nil {
-		s.host.release()
-		return nil, err
-	}
-	spin := opts.spin
-	if spin == 0 {
-		spin = defaultSpin
-	} else if spin < 0 {
-		spin = 0
-	}
-	c, err := register(s, registerOpts{maxLag: uint64(opts.MaxLag), spin: spin, key: SubscriberKey(opts.Name),
-		start: opts.Start, noMembarrier: opts.noMembarrier})
+	c, err := subscribeAs(s, id, opts)
 	if err != nil {
-		s.host.release()
 		return nil, err
 	}
 	return &RawSubscriber{c: c, s: s}, nil

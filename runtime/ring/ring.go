@@ -480,6 +480,16 @@ func Attach[T Layout](name string, opts SubscribeOptions) (*Subscriber[T], error
 }
 
 func subscribe[T Layout](s *shm, id identity, opts SubscribeOptions) (*Subscriber[T], error) {
+	c, err := subscribeAs(s, id, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Subscriber[T]{c: c, s: s}, nil
+}
+
+// subscribeAs checks the segment against id and registers a consumer on
+// it (typed and untyped subscribers alike); on failure it releases s.
+func subscribeAs(s *shm, id identity, opts SubscribeOptions) (*consumer, error) {
 	if err := checkIdentity("attach", s.name, &s.hdr, id); err != nil {
 		s.host.release()
 		return nil, err
@@ -496,7 +506,7 @@ func subscribe[T Layout](s *shm, id identity, opts SubscribeOptions) (*Subscribe
 		s.host.release()
 		return nil, err
 	}
-	return &Subscriber[T]{c: c, s: s}, nil
+	return c, nil
 }
 
 // Name returns the ring's name.
