@@ -1019,9 +1019,11 @@ func TestIdleCPU(t *testing.T) {
 		require.NoError(t, unix.Getrusage(unix.RUSAGE_SELF, &ru))
 		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
+	// t0 before the deadline is set: the wait is measured from no later
+	// than the moment the deadline starts counting.
+	c0, t0 := cpu(), time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	c0, t0 := cpu(), time.Now()
 	var m Tick
 	require.ErrorIs(t, sub.Recv(ctx, &m), context.DeadlineExceeded)
 	used, wall := cpu()-c0, time.Since(t0)
